@@ -73,9 +73,11 @@ SimContext::~SimContext() {
 std::uint32_t SimContext::chain_for_new_work() {
   if (in_handler_) return current_chain_;
   const std::uint32_t chain = next_chain_++;
-  // pct: initial priorities are d..; change points lower a chain to 0..d-2.
-  const std::uint64_t base = static_cast<std::uint64_t>(options_.pct_depth);
-  chain_priority_.push_back(base + (random_.next_u64() >> 2));
+  if (options_.strategy == Strategy::Pct) {
+    // Initial priorities are d..; change points lower a chain to 0..d-2.
+    const std::uint64_t base = static_cast<std::uint64_t>(options_.pct_depth);
+    chain_priority_.push_back(base + (random_.next_u64() >> 2));
+  }
   return chain;
 }
 

@@ -6,6 +6,8 @@
 // interleaving (strand FIFO), fifo where an exact order is the point.
 #include "memfuse/sim/sim_context.h"
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -332,7 +334,11 @@ TEST(SimTrace, ExportsValidChromeTraceJson) {
   rt.blocking().submit("sqlite.write", rt.executor(), [](const CancelToken&) {},
                        [](std::error_code) {});
   (void)rt.run_until_quiescent(100);
-  const auto doc = nlohmann::json::parse(rt.trace().to_chrome_json());
+  const auto path = std::filesystem::temp_directory_path() / "memfuse_sim_trace_test.json";
+  ASSERT_TRUE(rt.trace().write_chrome_json(path).has_value());
+  std::ifstream file(path);
+  const auto doc = nlohmann::json::parse(file);  // throws (fails the test) if not valid JSON
+  std::filesystem::remove(path);
   ASSERT_TRUE(doc.contains("traceEvents"));
   ASSERT_TRUE(doc["traceEvents"].is_array());
   std::set<std::string> phases;

@@ -55,8 +55,11 @@ void ToyWorkload::publish_and_persist() {
             self->runtime_.clock().now() + std::chrono::milliseconds(1),
             [self](std::error_code timer_ec) {
               if (timer_ec) return;
-              std::lock_guard lock(self->mutex_);
-              self->outcome_.finished = true;
+              {
+                std::lock_guard lock(self->mutex_);
+                self->outcome_.finished = true;
+              }
+              if (self->options_.on_finished) self->options_.on_finished();
             });
       });
 }

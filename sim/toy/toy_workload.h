@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 
@@ -30,7 +31,9 @@ struct ToyOptions {
   int steps = 20;
   int observe_at = 10;
   bool planted_bug = false;
-  Duration persist_latency_hint{};  // unused by the workload; the sim model reads it
+  // Called once, from a runtime thread, when the batch is confirmed. Lets a
+  // real-thread test wait for the end without sleeping.
+  std::function<void()> on_finished;
 };
 
 struct ToyOutcome {

@@ -1,0 +1,765 @@
+// FlushManager. See the header for the contract.
+//
+// Structure. All state lives in Impl behind one mutex. submit() and stats()
+// take the mutex from any thread; everything else runs as handlers on one
+// strand, so timers (which are used from one strand at a time) and user
+// callbacks are serialised. User code (attempt functions, completion
+// callbacks, cancel hooks, the tick, drain reports) is never called with the
+// mutex held: handlers collect it in an Actions list and run it after
+// unlocking. Handlers hold a weak_ptr to Impl, so a destroyed manager turns
+// late timer firings and late completions into no-ops.
+//
+// The queue is a binary heap of Keys (priority, sequence, no payload), so
+// ordering cannot touch a payload. more_urgent() in priority.h is the only
+// definition of urgency.
+#include "memfuse/flush_manager.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "latency_histogram.h"
+#include "memfuse/assert.h"
+#include "memfuse/executor.h"
+
+namespace memfuse {
+namespace asio = boost::asio;
+
+std::string_view to_string(TaskStatus s) noexcept {
+  switch (s) {
+    case TaskStatus::Success: return "success";
+    case TaskStatus::Failed: return "failed";
+    case TaskStatus::TimedOut: return "timed_out";
+    case TaskStatus::Cancelled: return "cancelled";
+  }
+  return "?";
+}
+
+namespace {
+
+using Actions = std::vector<std::move_only_function<void()>>;
+
+void run_all(Actions& actions) {
+  for (auto& a : actions) a();
+  actions.clear();
+}
+
+// The queue's ordering: (priority, sequence) and nothing else.
+struct Key {
+  Priority priority;
+  std::uint64_t seq;
+};
+
+// True when a must run before b.
+bool runs_before(const Key& a, const Key& b) noexcept {
+  if (a.priority != b.priority) return more_urgent(a.priority, b.priority);
+  return a.seq < b.seq;
+}
+
+// std::push_heap keeps the "largest" on top; the largest is what runs first.
+struct HeapOrder {
+  bool operator()(const Key& a, const Key& b) const noexcept { return runs_before(b, a); }
+};
+
+bool valid_kind(std::string_view kind) {
+  return !kind.empty() && kind.size() <= 64 &&
+         std::all_of(kind.begin(), kind.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+         });
+}
+
+std::size_t prio_index(Priority p) { return static_cast<std::size_t>(urgency_rank(p)); }
+
+}  // namespace
+
+class AttemptImpl;
+
+struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
+  enum class State { WaitingAdmission, Queued, Running, BackingOff };
+
+  struct Task {
+    std::uint64_t seq = 0;
+    TaskId id;
+    std::string kind;
+    Priority priority = Priority::Normal;
+    Duration timeout{};
+    TimePoint delivery_deadline{};
+    std::shared_ptr<void> payload;
+    AttemptFn attempt;
+    CompletionFn on_complete;
+    State state = State::Queued;
+    int attempts = 0;
+    std::optional<Error> last_error;
+    bool last_was_timeout = false;
+    std::shared_ptr<AttemptImpl> current;  // while Running
+    std::unique_ptr<Timer> timer;          // backoff or admission wait
+  };
+
+  Impl(Runtime& rt, FlushManagerConfig cfg, Logger log);
+
+  // Any thread.
+  Result<TaskId> submit(TaskSpec spec);
+  FlushStats stats() const;
+  void set_tick_handler(std::move_only_function<void()> fn);
+  void drain(TimePoint deadline, std::move_only_function<void(DrainReport)> done, bool now);
+
+  // Strand only.
+  void pump();
+  void start_attempt(Task& task, std::size_t slot, Actions& actions);
+  void finish_attempt(std::uint64_t seq, int number, Result<void> result);
+  void on_attempt_timeout(std::uint64_t seq, int number);
+  void after_failure(Task& task, Error error, bool timeout, Actions& actions);
+  void on_backoff_done(std::uint64_t seq);
+  void on_admission_timeout(std::uint64_t seq);
+  void finish_task(Task& task, TaskStatus status, std::optional<Error> error, Actions& actions);
+  void admit_waiters(Actions& actions);
+  void check_drained(Actions& actions);
+  void on_drain_deadline();
+  void arm_tick();
+  void on_late_completion();
+
+  template <typename F>
+  void post(F&& f) {
+    asio::post(strand_, [w = weak_from_this(), f = std::forward<F>(f)]() mutable {
+      if (auto self = w.lock()) f(*self);
+    });
+  }
+  Duration backoff_for(int retry);
+  std::size_t unfinished() const { return tasks_.size() - waiting_; }
+
+  Runtime& runtime_;
+  const FlushManagerConfig config_;
+  Logger log_;
+  asio::strand<asio::any_io_executor> strand_;
+  Executor strand_executor_;
+
+  mutable std::mutex mutex_;
+  std::map<std::uint64_t, std::unique_ptr<Task>> tasks_;  // by seq: deterministic iteration
+  std::vector<Key> heap_;                                 // Queued tasks
+  std::vector<std::uint64_t> slot_task_;                  // per worker slot: task seq, 0 if free
+  std::vector<std::unique_ptr<Timer>> slot_timers_;       // per worker slot: attempt deadline
+  std::vector<TimePoint> slot_started_;
+  std::size_t waiting_ = 0;  // tasks in WaitingAdmission
+  std::size_t backing_off_ = 0;
+  std::uint64_t next_seq_ = 1;
+  bool pump_posted_ = false;
+  bool draining_ = false;
+  bool drain_deadline_passed_ = false;
+  std::vector<std::move_only_function<void(DrainReport)>> drain_waiters_;
+  std::unique_ptr<Timer> drain_timer_;
+  std::unique_ptr<Timer> tick_timer_;
+  std::move_only_function<void()> tick_handler_;
+  bool tick_running_ = false;
+  FlushStats counters_;
+  detail::LatencyHistogram latency_;
+};
+
+// One attempt. Its state (pending -> completed | cancelled) decides races
+// between complete(), the timeout and cancellation: the first wins.
+class AttemptImpl final : public Attempt {
+ public:
+  AttemptImpl(std::weak_ptr<FlushManager::Impl> owner, std::uint64_t seq, TaskId id, int number,
+              TimePoint deadline)
+      : owner_(std::move(owner)), seq_(seq), id_(std::move(id)), number_(number),
+        deadline_(deadline) {}
+
+  const TaskId& task_id() const noexcept override { return id_; }
+  int number() const noexcept override { return number_; }
+  TimePoint deadline() const noexcept override { return deadline_; }
+
+  void complete(Result<void> result) override {
+    {
+      std::lock_guard lock(mutex_);
+      if (state_ != Pending) {
+        late = true;
+      } else {
+        state_ = Completed;
+      }
+    }
+    auto owner = owner_.lock();
+    if (!owner) return;
+    if (late) {
+      owner->post([](FlushManager::Impl& m) { m.on_late_completion(); });
+      return;
+    }
+    owner->post([seq = seq_, n = number_, r = std::move(result)](FlushManager::Impl& m) mutable {
+      m.finish_attempt(seq, n, std::move(r));
+    });
+  }
+
+  void on_cancel(std::function<void()> fn) override {
+    std::unique_lock lock(mutex_);
+    if (state_ == Cancelled) {
+      lock.unlock();
+      if (fn) fn();
+      return;
+    }
+    hooks_.push_back(std::move(fn));
+  }
+
+  bool cancelled() const noexcept override {
+    std::lock_guard lock(mutex_);
+    return state_ == Cancelled;
+  }
+
+  // Moves pending -> cancelled. False if complete() came first. The hooks
+  // are returned to run outside every lock.
+  bool try_cancel(std::vector<std::function<void()>>& hooks) {
+    std::lock_guard lock(mutex_);
+    if (state_ != Pending) return false;
+    state_ = Cancelled;
+    hooks.swap(hooks_);
+    return true;
+  }
+
+  bool late = false;
+
+ private:
+  enum State { Pending, Completed, Cancelled };
+  std::weak_ptr<FlushManager::Impl> owner_;
+  const std::uint64_t seq_;
+  const TaskId id_;
+  const int number_;
+  const TimePoint deadline_;
+  mutable std::mutex mutex_;
+  State state_ = Pending;
+  std::vector<std::function<void()>> hooks_;
+};
+
+FlushManager::Impl::Impl(Runtime& rt, FlushManagerConfig cfg, Logger log)
+    : runtime_(rt),
+      config_(std::move(cfg)),
+      log_(std::move(log)),
+      strand_(asio::make_strand(rt.executor().get())),
+      strand_executor_(asio::any_io_executor(strand_)),
+      slot_task_(static_cast<std::size_t>(config_.max_workers), 0),
+      slot_started_(static_cast<std::size_t>(config_.max_workers)) {
+  for (int i = 0; i < config_.max_workers; ++i) {
+    slot_timers_.push_back(rt.make_timer(strand_executor_));
+  }
+  drain_timer_ = rt.make_timer(strand_executor_);
+  tick_timer_ = rt.make_timer(strand_executor_);
+}
+
+Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
+  const auto reject = [&](ErrorCode code, std::string message) -> Result<TaskId> {
+    std::lock_guard lock(mutex_);
+    if (code == ErrorCode::InvalidArgument) ++counters_.rejected_invalid;
+    return fail(code, false, std::move(message));
+  };
+  if (!valid_kind(spec.kind)) {
+    return reject(ErrorCode::InvalidArgument,
+                  fmt::format("task kind \"{}\" must be 1..64 characters of a-z, 0-9 and _",
+                              spec.kind));
+  }
+  if (urgency_rank(spec.priority) < 0 || urgency_rank(spec.priority) >= kPriorityCount) {
+    return reject(ErrorCode::InvalidArgument,
+                  fmt::format("priority value {} is out of range (allowed 0..3)",
+                              urgency_rank(spec.priority)));
+  }
+  const Duration timeout = spec.timeout.value_or(config_.default_timeout);
+  if (timeout <= Duration::zero()) {
+    return reject(ErrorCode::InvalidArgument,
+                  fmt::format("task timeout {} s must be more than 0",
+                              duration_to_seconds(timeout)));
+  }
+  if (!spec.attempt) return reject(ErrorCode::InvalidArgument, "task has no attempt function");
+
+  TaskId id;
+  {
+    std::lock_guard lock(mutex_);
+    if (draining_) {
+      ++counters_.rejected_shutting_down;
+      return fail(ErrorCode::ShuttingDown, false,
+                  "the flush manager is draining and accepts no new tasks");
+    }
+    const bool full = unfinished() >= static_cast<std::size_t>(config_.max_queue_size);
+    const bool wait = full && config_.queue_full_policy == QueueFullPolicy::Wait;
+    if (full && (!wait || waiting_ >= static_cast<std::size_t>(config_.max_queue_size))) {
+      ++counters_.rejected_queue_full;
+      return fail(ErrorCode::QueueFull, true,
+                  fmt::format("the flush queue holds its maximum of {} unfinished tasks "
+                              "(buffer.flush_manager.max_queue_size); retry later",
+                              config_.max_queue_size));
+    }
+    const TimePoint now = runtime_.clock().now();
+    auto task = std::make_unique<Task>();
+    task->seq = next_seq_++;
+    task->id = fmt::format("{}-{}-{}", spec.kind, to_millis(now), task->seq);
+    task->kind = std::move(spec.kind);
+    task->priority = spec.priority;
+    task->timeout = timeout;
+    task->delivery_deadline = now + config_.delivery_deadline;
+    task->payload = std::move(spec.payload);
+    task->attempt = std::move(spec.attempt);
+    task->on_complete = std::move(spec.on_complete);
+    id = task->id;
+    ++counters_.submitted;
+    ++counters_.submitted_by_priority[prio_index(task->priority)];
+    const std::uint64_t seq = task->seq;
+    if (wait) {
+      task->state = State::WaitingAdmission;
+      ++waiting_;
+      tasks_.emplace(seq, std::move(task));
+      post([seq](Impl& m) {  // timers are armed on the strand
+        std::lock_guard guard(m.mutex_);
+        auto it = m.tasks_.find(seq);
+        if (it == m.tasks_.end() || it->second->state != State::WaitingAdmission) return;
+        it->second->timer = m.runtime_.make_timer(m.strand_executor_);
+        it->second->timer->async_wait_until(
+            m.runtime_.clock().now() + m.config_.queue_full_wait,
+            [w = m.weak_from_this(), seq](std::error_code ec) {
+              if (auto self = w.lock(); self && !ec) self->on_admission_timeout(seq);
+            });
+      });
+    } else {
+      task->state = State::Queued;
+      tasks_.emplace(seq, std::move(task));
+      heap_.push_back(Key{spec.priority, seq});
+      std::push_heap(heap_.begin(), heap_.end(), HeapOrder{});
+      counters_.queue_depth_max = std::max(counters_.queue_depth_max, heap_.size());
+    }
+    if (!pump_posted_) {
+      pump_posted_ = true;
+      post([](Impl& m) { m.pump(); });
+    }
+  }
+  return id;
+}
+
+void FlushManager::Impl::pump() {
+  Actions actions;
+  {
+    std::lock_guard lock(mutex_);
+    pump_posted_ = false;
+    for (std::size_t slot = 0; slot < slot_task_.size() && !heap_.empty(); ++slot) {
+      if (slot_task_[slot] != 0) continue;
+      std::pop_heap(heap_.begin(), heap_.end(), HeapOrder{});
+      const Key key = heap_.back();
+      heap_.pop_back();
+      Task& task = *tasks_.at(key.seq);
+      MEMFUSE_ASSERT(task.state == State::Queued);
+      start_attempt(task, slot, actions);
+    }
+  }
+  run_all(actions);
+}
+
+// REQUIRES: mutex_ held, on the strand, slot free.
+void FlushManager::Impl::start_attempt(Task& task, std::size_t slot, Actions& actions) {
+  const TimePoint now = runtime_.clock().now();
+  task.state = State::Running;
+  ++task.attempts;
+  ++counters_.started;
+  if (task.attempts > 1) ++counters_.retried;
+  slot_task_[slot] = task.seq;
+  slot_started_[slot] = now;
+  const TimePoint deadline = now + task.timeout;
+  task.current = std::make_shared<AttemptImpl>(weak_from_this(), task.seq, task.id,
+                                               task.attempts, deadline);
+  slot_timers_[slot]->async_wait_until(
+      deadline, [w = weak_from_this(), seq = task.seq, n = task.attempts](std::error_code ec) {
+        if (auto self = w.lock(); self && !ec) self->on_attempt_timeout(seq, n);
+      });
+  // The attempt function is user code: run it after unlocking. The task
+  // cannot be erased before then: only strand handlers erase, and we are one.
+  actions.push_back([&task, attempt = task.current] { task.attempt(attempt); });
+}
+
+void FlushManager::Impl::finish_attempt(std::uint64_t seq, int number, Result<void> result) {
+  Actions actions;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = tasks_.find(seq);
+    if (it == tasks_.end()) return;
+    Task& task = *it->second;
+    if (task.state != State::Running || task.attempts != number) return;
+    const auto slot = static_cast<std::size_t>(
+        std::find(slot_task_.begin(), slot_task_.end(), seq) - slot_task_.begin());
+    MEMFUSE_ASSERT(slot < slot_task_.size());
+    latency_.add(runtime_.clock().now() - slot_started_[slot]);
+    slot_task_[slot] = 0;
+    slot_timers_[slot]->cancel();
+    task.current.reset();
+    if (result) {
+      finish_task(task, TaskStatus::Success, std::nullopt, actions);
+    } else {
+      after_failure(task, std::move(result.error()), false, actions);
+    }
+    if (!pump_posted_ && !heap_.empty()) {
+      pump_posted_ = true;
+      post([](Impl& m) { m.pump(); });
+    }
+  }
+  run_all(actions);
+}
+
+void FlushManager::Impl::on_attempt_timeout(std::uint64_t seq, int number) {
+  Actions actions;
+  std::vector<std::function<void()>> hooks;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = tasks_.find(seq);
+    if (it == tasks_.end()) return;
+    Task& task = *it->second;
+    if (task.state != State::Running || task.attempts != number) return;
+    if (!task.current->try_cancel(hooks)) return;  // complete() came first; its result is on its way
+    ++counters_.attempt_timeouts;
+    const auto slot = static_cast<std::size_t>(
+        std::find(slot_task_.begin(), slot_task_.end(), seq) - slot_task_.begin());
+    latency_.add(runtime_.clock().now() - slot_started_[slot]);
+    slot_task_[slot] = 0;  // the worker is free at the deadline itself
+    task.current.reset();
+    after_failure(task,
+                  Error(ErrorCode::Timeout, true,
+                        fmt::format("attempt {} of task {} passed its {} s timeout", number,
+                                    task.id, duration_to_seconds(task.timeout))),
+                  true, actions);
+    if (!pump_posted_ && !heap_.empty()) {
+      pump_posted_ = true;
+      post([](Impl& m) { m.pump(); });
+    }
+  }
+  for (auto& h : hooks) {
+    if (h) h();
+  }
+  run_all(actions);
+}
+
+Duration FlushManager::Impl::backoff_for(int retry) {
+  const auto& r = config_.retry;
+  const double base = static_cast<double>(r.backoff_base.count());
+  double d = base * std::ldexp(1.0, std::min(retry - 1, 60));
+  d = std::min(d, static_cast<double>(r.backoff_cap.count()));
+  const double factor = 1.0 + r.jitter * (2.0 * runtime_.random().uniform01() - 1.0);
+  return Duration(static_cast<std::int64_t>(std::max(0.0, d * factor)));
+}
+
+// REQUIRES: mutex_ held, on the strand. The task's attempt has ended.
+void FlushManager::Impl::after_failure(Task& task, Error error, bool timeout, Actions& actions) {
+  task.last_was_timeout = timeout;
+  const bool retryable = error.retryable();
+  task.last_error = std::move(error);
+  const int retries_so_far = task.attempts - 1;
+  if (!retryable || retries_so_far >= config_.retry.max_retries || drain_deadline_passed_) {
+    finish_task(task, timeout ? TaskStatus::TimedOut : TaskStatus::Failed, task.last_error,
+                actions);
+    return;
+  }
+  const TimePoint now = runtime_.clock().now();
+  const Duration backoff = backoff_for(task.attempts);
+  if (now + backoff >= task.delivery_deadline) {
+    finish_task(task, timeout ? TaskStatus::TimedOut : TaskStatus::Failed, task.last_error,
+                actions);
+    return;
+  }
+  task.state = State::BackingOff;
+  ++backing_off_;
+  if (!task.timer) task.timer = runtime_.make_timer(strand_executor_);
+  task.timer->async_wait_until(now + backoff,
+                               [w = weak_from_this(), seq = task.seq](std::error_code ec) {
+                                 if (auto self = w.lock(); self && !ec) self->on_backoff_done(seq);
+                               });
+}
+
+void FlushManager::Impl::on_backoff_done(std::uint64_t seq) {
+  Actions actions;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = tasks_.find(seq);
+    if (it == tasks_.end() || it->second->state != State::BackingOff) return;
+    Task& task = *it->second;
+    task.state = State::Queued;
+    --backing_off_;
+    heap_.push_back(Key{task.priority, task.seq});  // the original sequence number
+    std::push_heap(heap_.begin(), heap_.end(), HeapOrder{});
+    counters_.queue_depth_max = std::max(counters_.queue_depth_max, heap_.size());
+  }
+  pump();
+}
+
+void FlushManager::Impl::on_admission_timeout(std::uint64_t seq) {
+  Actions actions;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = tasks_.find(seq);
+    if (it == tasks_.end() || it->second->state != State::WaitingAdmission) return;
+    Task& task = *it->second;
+    --waiting_;
+    finish_task(task, TaskStatus::Failed,
+                Error(ErrorCode::QueueFull, true,
+                      fmt::format("task {} waited {} s for space in the flush queue "
+                                  "(buffer.flush_manager.queue_full_wait_s) and got none",
+                                  task.id, duration_to_seconds(config_.queue_full_wait))),
+                actions);
+  }
+  run_all(actions);
+}
+
+// REQUIRES: mutex_ held, on the strand. Gives the task its one final outcome.
+void FlushManager::Impl::finish_task(Task& task, TaskStatus status, std::optional<Error> error,
+                                     Actions& actions) {
+  switch (status) {
+    case TaskStatus::Success:
+      ++counters_.succeeded;
+      ++counters_.succeeded_by_priority[prio_index(task.priority)];
+      break;
+    case TaskStatus::Failed: ++counters_.failed; break;
+    case TaskStatus::TimedOut: ++counters_.timed_out; break;
+    case TaskStatus::Cancelled: ++counters_.cancelled; break;
+  }
+  if (status != TaskStatus::Success && status != TaskStatus::Cancelled) {
+    log_.warn("flush task {} {} after {} attempt(s): {}", task.id, to_string(status),
+              task.attempts, error ? error->to_string() : std::string("?"));
+  }
+  TaskOutcome outcome{task.id, status, task.attempts, std::move(error)};
+  if (task.on_complete) {
+    actions.push_back([cb = std::move(task.on_complete), outcome = std::move(outcome),
+                       payload = task.payload]() mutable { cb(outcome, std::move(payload)); });
+  }
+  tasks_.erase(task.seq);  // `task` is gone from here on
+  admit_waiters(actions);
+  check_drained(actions);
+}
+
+// REQUIRES: mutex_ held. Admits the most urgent waiting submissions while there is space.
+void FlushManager::Impl::admit_waiters(Actions&) {
+  while (waiting_ > 0 && unfinished() < static_cast<std::size_t>(config_.max_queue_size)) {
+    Task* best = nullptr;
+    for (auto& [seq, t] : tasks_) {
+      if (t->state != State::WaitingAdmission) continue;
+      if (best == nullptr || runs_before(Key{t->priority, t->seq}, Key{best->priority, best->seq})) {
+        best = t.get();
+      }
+    }
+    MEMFUSE_ASSERT(best != nullptr);
+    --waiting_;
+    best->state = State::Queued;
+    if (best->timer) best->timer->cancel();
+    heap_.push_back(Key{best->priority, best->seq});
+    std::push_heap(heap_.begin(), heap_.end(), HeapOrder{});
+    counters_.queue_depth_max = std::max(counters_.queue_depth_max, heap_.size());
+    if (!pump_posted_) {
+      pump_posted_ = true;
+      post([](Impl& m) { m.pump(); });
+    }
+  }
+}
+
+// REQUIRES: mutex_ held.
+void FlushManager::Impl::check_drained(Actions& actions) {
+  if (!draining_ || !tasks_.empty() || drain_waiters_.empty()) return;
+  drain_timer_->cancel();
+  for (auto& done : drain_waiters_) {
+    actions.push_back([done = std::move(done), in_time = !drain_deadline_passed_]() mutable {
+      done(DrainReport{in_time, {}});
+    });
+  }
+  drain_waiters_.clear();
+}
+
+void FlushManager::Impl::drain(TimePoint deadline,
+                               std::move_only_function<void(DrainReport)> done, bool now) {
+  {
+    std::lock_guard lock(mutex_);
+    draining_ = true;
+    drain_waiters_.push_back(std::move(done));
+  }
+  post([deadline, now](Impl& m) {
+    Actions actions;
+    {
+      std::lock_guard lock(m.mutex_);
+      m.tick_timer_->cancel();
+      m.tick_running_ = false;
+      if (!now) {
+        m.drain_timer_->async_wait_until(deadline, [w = m.weak_from_this()](std::error_code ec) {
+          if (auto self = w.lock(); self && !ec) self->on_drain_deadline();
+        });
+      }
+      m.check_drained(actions);
+    }
+    run_all(actions);
+    if (now) m.on_drain_deadline();
+  });
+}
+
+// Cancels everything that remains and reports it, with payloads.
+void FlushManager::Impl::on_drain_deadline() {
+  Actions actions;
+  std::vector<std::function<void()>> hooks;
+  DrainReport report;
+  {
+    std::lock_guard lock(mutex_);
+    drain_deadline_passed_ = true;
+    if (drain_waiters_.empty()) return;  // already reported
+    const Error cancelled(ErrorCode::Cancelled, false,
+                          "the drain deadline passed before the task could finish");
+    for (auto& [seq, t] : tasks_) {
+      Task& task = *t;
+      if (task.state == State::Running) {
+        std::vector<std::function<void()>> h;
+        task.current->try_cancel(h);  // a complete() racing us becomes a late completion
+        for (auto& f : h) hooks.push_back(std::move(f));
+        const auto slot = static_cast<std::size_t>(
+            std::find(slot_task_.begin(), slot_task_.end(), seq) - slot_task_.begin());
+        slot_task_[slot] = 0;
+        slot_timers_[slot]->cancel();
+      } else if (task.state == State::BackingOff || task.state == State::WaitingAdmission) {
+        if (task.timer) task.timer->cancel();
+      }
+      report.unfinished.push_back(
+          UnfinishedTask{task.id, task.kind, task.priority, task.attempts, task.payload});
+    }
+    heap_.clear();
+    backing_off_ = 0;
+    waiting_ = 0;
+    // finish_task erases from tasks_: iterate over a copy of the keys.
+    std::vector<std::uint64_t> seqs;
+    for (auto& [seq, t] : tasks_) seqs.push_back(seq);
+    for (std::uint64_t seq : seqs) {
+      Task& task = *tasks_.at(seq);
+      task.last_error = cancelled;
+      finish_task(task, TaskStatus::Cancelled, cancelled, actions);
+    }
+    report.completed_in_time = report.unfinished.empty();
+    for (auto& done : drain_waiters_) {
+      actions.push_back([done = std::move(done), report]() mutable { done(std::move(report)); });
+    }
+    drain_waiters_.clear();
+  }
+  for (auto& h : hooks) {
+    if (h) h();
+  }
+  run_all(actions);
+}
+
+void FlushManager::Impl::set_tick_handler(std::move_only_function<void()> fn) {
+  std::lock_guard lock(mutex_);
+  tick_handler_ = std::move(fn);
+}
+
+void FlushManager::Impl::arm_tick() {
+  std::lock_guard lock(mutex_);
+  if (draining_ || !config_.enable_auto_flush) return;
+  tick_running_ = true;
+  tick_timer_->async_wait_until(
+      runtime_.clock().now() + config_.flush_interval, [w = weak_from_this()](std::error_code ec) {
+        auto self = w.lock();
+        if (!self || ec) return;
+        std::move_only_function<void()> handler;
+        {
+          std::lock_guard guard(self->mutex_);
+          if (self->draining_) return;
+          handler = std::move(self->tick_handler_);
+        }
+        if (handler) {
+          handler();
+          std::lock_guard guard(self->mutex_);
+          if (!self->tick_handler_) self->tick_handler_ = std::move(handler);
+        }
+        self->arm_tick();
+      });
+}
+
+void FlushManager::Impl::on_late_completion() {
+  std::lock_guard lock(mutex_);
+  ++counters_.late_completions;
+}
+
+FlushStats FlushManager::Impl::stats() const {
+  std::lock_guard lock(mutex_);
+  FlushStats s = counters_;
+  s.queue_depth = heap_.size();
+  s.active_workers = static_cast<std::size_t>(
+      std::count_if(slot_task_.begin(), slot_task_.end(), [](std::uint64_t t) { return t != 0; }));
+  s.backing_off = backing_off_;
+  s.waiting_admission = waiting_;
+  s.attempt_latency = latency_.summary();
+  return s;
+}
+
+// ---------------------------------------------------------------------------
+
+Result<std::unique_ptr<FlushManager>> FlushManager::create(Runtime& runtime,
+                                                           FlushManagerConfig config,
+                                                           Logger logger) {
+  Config whole;
+  whole.buffer.flush_manager = config;
+  if (auto ok = whole.validate(); !ok) return std::unexpected(ok.error());
+  auto impl = std::make_shared<Impl>(runtime, std::move(config), std::move(logger));
+  impl->post([](Impl& m) { m.arm_tick(); });
+  return std::unique_ptr<FlushManager>(new FlushManager(std::move(impl)));
+}
+
+FlushManager::FlushManager(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+FlushManager::~FlushManager() {
+  std::lock_guard lock(impl_->mutex_);
+  if (!impl_->tasks_.empty()) {
+    impl_->log_.error("FlushManager destroyed with {} unfinished task(s) and no outcome for them; "
+                      "call drain() or stop() first",
+                      impl_->tasks_.size());
+  }
+}
+
+Result<TaskId> FlushManager::submit(TaskSpec task) { return impl_->submit(std::move(task)); }
+void FlushManager::set_tick_handler(std::move_only_function<void()> on_tick) {
+  impl_->set_tick_handler(std::move(on_tick));
+}
+void FlushManager::drain(TimePoint deadline, std::move_only_function<void(DrainReport)> done) {
+  impl_->drain(deadline, std::move(done), false);
+}
+void FlushManager::stop(std::move_only_function<void(DrainReport)> done) {
+  impl_->drain(TimePoint{}, std::move(done), true);
+}
+FlushStats FlushManager::stats() const { return impl_->stats(); }
+
+std::string FlushStats::to_json() const {
+  using nlohmann::json;
+  auto ns = [](Duration d) { return d.count(); };
+  json by_priority = json::object();
+  for (Priority p : kPrioritiesByUrgency) {
+    by_priority[std::string(to_string(p))] = {
+        {"submitted", submitted_by_priority[prio_index(p)]},
+        {"succeeded", succeeded_by_priority[prio_index(p)]}};
+  }
+  json j = {
+      {"submitted", submitted},
+      {"started", started},
+      {"succeeded", succeeded},
+      {"failed", failed},
+      {"timed_out", timed_out},
+      {"cancelled", cancelled},
+      {"retried", retried},
+      {"attempt_timeouts", attempt_timeouts},
+      {"late_completions", late_completions},
+      {"rejected",
+       {{"total", rejected()},
+        {"queue_full", rejected_queue_full},
+        {"shutting_down", rejected_shutting_down},
+        {"invalid_argument", rejected_invalid}}},
+      {"queue_depth", queue_depth},
+      {"queue_depth_max", queue_depth_max},
+      {"active_workers", active_workers},
+      {"backing_off", backing_off},
+      {"waiting_admission", waiting_admission},
+      {"by_priority", by_priority},
+      {"attempt_latency_ns",
+       {{"count", attempt_latency.count},
+        {"min", ns(attempt_latency.min)},
+        {"mean", ns(attempt_latency.mean)},
+        {"max", ns(attempt_latency.max)},
+        {"p50", ns(attempt_latency.p50)},
+        {"p99", ns(attempt_latency.p99)}}},
+  };
+  return j.dump();
+}
+
+}  // namespace memfuse
