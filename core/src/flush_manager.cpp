@@ -599,6 +599,9 @@ void FlushManager::Impl::on_drain_deadline() {
     std::lock_guard lock(mutex_);
     drain_deadline_passed_ = true;
     if (drain_waiters_.empty()) return;  // already reported
+    // Taken first: finishing the tasks below must not report an empty drain.
+    auto waiters = std::move(drain_waiters_);
+    drain_waiters_.clear();
     const Error cancelled(ErrorCode::Cancelled, false,
                           "the drain deadline passed before the task could finish");
     for (auto& [seq, t] : tasks_) {
@@ -629,10 +632,9 @@ void FlushManager::Impl::on_drain_deadline() {
       finish_task(task, TaskStatus::Cancelled, cancelled, actions);
     }
     report.completed_in_time = report.unfinished.empty();
-    for (auto& done : drain_waiters_) {
+    for (auto& done : waiters) {
       actions.push_back([done = std::move(done), report]() mutable { done(std::move(report)); });
     }
-    drain_waiters_.clear();
   }
   for (auto& h : hooks) {
     if (h) h();

@@ -55,19 +55,27 @@ void ToyWorkload::publish_and_persist() {
             self->runtime_.clock().now() + std::chrono::milliseconds(1),
             [self](std::error_code timer_ec) {
               if (timer_ec) return;
+              bool all_done = false;
               {
                 std::lock_guard lock(self->mutex_);
                 self->outcome_.finished = true;
+                all_done = self->outcome_.observed >= 0;
               }
-              if (self->options_.on_finished) self->options_.on_finished();
+              if (all_done && self->options_.on_finished) self->options_.on_finished();
             });
       });
 }
 
 void ToyWorkload::read() {
-  std::lock_guard lock(mutex_);
-  outcome_.observed = published_;
-  if (published_ == options_.observe_at) outcome_.bug_observed = true;
+  bool all_done = false;
+  {
+    std::lock_guard lock(mutex_);
+    outcome_.observed = published_;
+    if (published_ == options_.observe_at) outcome_.bug_observed = true;
+    all_done = outcome_.finished;
+  }
+  // Whichever of the reader and the confirmation comes last reports the end.
+  if (all_done && options_.on_finished) options_.on_finished();
 }
 
 ToyOutcome ToyWorkload::outcome() const {

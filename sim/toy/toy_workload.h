@@ -31,8 +31,8 @@ struct ToyOptions {
   int steps = 20;
   int observe_at = 10;
   bool planted_bug = false;
-  // Called once, from a runtime thread, when the batch is confirmed. Lets a
-  // real-thread test wait for the end without sleeping.
+  // Called once, from a runtime thread, when the batch is confirmed and the
+  // reader has run. Lets a real-thread test wait for the end without sleeping.
   std::function<void()> on_finished;
 };
 
