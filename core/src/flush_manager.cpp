@@ -679,6 +679,7 @@ FlushStats FlushManager::Impl::stats() const {
   std::lock_guard lock(mutex_);
   FlushStats s = counters_;
   s.queue_depth = heap_.size();
+  for (const Key& k : heap_) ++s.queued_by_priority[prio_index(k.priority)];
   s.active_workers = static_cast<std::size_t>(
       std::count_if(slot_task_.begin(), slot_task_.end(), [](std::uint64_t t) { return t != 0; }));
   s.backing_off = backing_off_;
@@ -729,6 +730,7 @@ std::string FlushStats::to_json() const {
   json by_priority = json::object();
   for (Priority p : kPrioritiesByUrgency) {
     by_priority[std::string(to_string(p))] = {
+        {"queued", queued_by_priority[prio_index(p)]},
         {"submitted", submitted_by_priority[prio_index(p)]},
         {"succeeded", succeeded_by_priority[prio_index(p)]}};
   }

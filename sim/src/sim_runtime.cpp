@@ -40,6 +40,9 @@ void deliver(const Executor& completion, const SimContext& context, WaitHandler 
   asio::post(completion.get(), [handler = std::move(handler), ec]() mutable { handler(ec); });
 }
 
+// A wait's state is shared with the context's scheduled event, so that a
+// deadline that has fired is delivered even if the Timer is destroyed or
+// re-armed before the event runs (as asio::steady_timer does).
 class SimTimer final : public Timer {
  public:
   SimTimer(SimContext& context, Executor completion)
@@ -47,29 +50,34 @@ class SimTimer final : public Timer {
   ~SimTimer() override { cancel(); }
 
   void async_wait_until(TimePoint deadline, WaitHandler handler) override {
-    MEMFUSE_ASSERT(!handler_);  // one outstanding wait at a time
-    handler_ = std::move(handler);
-    id_ = context_.schedule_at(deadline, [this] { fire(); }, "timer");
+    // One outstanding wait at a time; a wait whose deadline fired is no
+    // longer outstanding, even if its handler has not run yet.
+    MEMFUSE_ASSERT(!wait_ || !context_.timer_pending(id_));
+    wait_ = std::make_shared<Wait>(Wait{std::move(handler)});
+    id_ = context_.schedule_at(
+        deadline,
+        [&context = context_, completion = completion_, wait = wait_] {
+          if (wait->handler) deliver(completion, context, std::move(wait->handler), {});
+        },
+        "timer");
   }
 
   bool cancel() noexcept override {
-    if (!handler_ || !context_.cancel_timer(id_)) return false;
-    auto h = std::move(handler_);
-    handler_ = nullptr;
+    if (!wait_ || !context_.cancel_timer(id_)) return false;
+    auto h = std::move(wait_->handler);
+    wait_.reset();
     asio::post(completion_.get(), [h = std::move(h)]() mutable { h(canceled()); });
     return true;
   }
 
  private:
-  void fire() {
-    auto h = std::move(handler_);
-    handler_ = nullptr;
-    deliver(completion_, context_, std::move(h), {});
-  }
+  struct Wait {
+    WaitHandler handler;
+  };
 
   SimContext& context_;
   Executor completion_;
-  WaitHandler handler_;
+  std::shared_ptr<Wait> wait_;
   std::uint64_t id_ = 0;
 };
 

@@ -197,6 +197,30 @@ TEST(SimTimers, DestroyingAPendingTimerCancelsIt) {
   EXPECT_EQ(got, std::errc::operation_canceled);
 }
 
+// Regression: a deadline that has fired but whose handler has not run yet is
+// still delivered with success when the timer is re-armed or destroyed first
+// (found by the FlushManager properties; asio::steady_timer behaves so).
+TEST(SimTimers, AFiredWaitIsDeliveredEvenIfTheTimerIsReArmedOrDestroyedFirst) {
+  SimRuntime rt(with(Strategy::Fifo));
+  auto timer = rt.make_timer(rt.executor());
+  auto doomed = rt.make_timer(rt.executor());
+  std::vector<std::string> log;
+  const TimePoint t = rt.now() + 1s;
+  // The first event due at t re-arms `timer` and destroys `doomed`, whose
+  // deadlines (also t) have already fired into the ready set.
+  rt.context().schedule_at(t, [&] {
+    EXPECT_FALSE(timer->cancel()) << "already fired: not cancellable";
+    timer->async_wait_until(rt.now() + 1s, [&](std::error_code ec) {
+      log.push_back(ec ? "second cancelled" : "second ok");
+    });
+    doomed.reset();
+  }, "test");
+  timer->async_wait_until(t, [&](std::error_code ec) { log.push_back(ec ? "first cancelled" : "first ok"); });
+  doomed->async_wait_until(t, [&](std::error_code ec) { log.push_back(ec ? "doomed cancelled" : "doomed ok"); });
+  (void)rt.run_until_quiescent(100);
+  EXPECT_THAT(log, ElementsAre("first ok", "doomed ok", "second ok"));
+}
+
 TEST(SimClock, NeverGoesBackwards) {
   SimRuntime rt(with(Strategy::Random, 11));
   TimePoint last = rt.now();

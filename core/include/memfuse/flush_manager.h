@@ -163,6 +163,7 @@ struct FlushStats {
   std::size_t active_workers = 0;       // attempts running
   std::size_t backing_off = 0;          // tasks waiting to retry
   std::size_t waiting_admission = 0;    // wait policy: submissions waiting for space
+  std::array<std::size_t, kPriorityCount> queued_by_priority{};  // queue_depth, by priority
   std::array<std::uint64_t, kPriorityCount> submitted_by_priority{};
   std::array<std::uint64_t, kPriorityCount> succeeded_by_priority{};
   LatencySummary attempt_latency;       // from attempt start to its end (any outcome)

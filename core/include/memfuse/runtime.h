@@ -75,11 +75,14 @@ using WaitHandler = std::move_only_function<void(std::error_code)>;
 
 // Timer: waits until a time point on the runtime clock, then posts its
 // handler to the executor it was made for. One wait may be outstanding at a
-// time (asserted). Cancelling completes the outstanding wait with
-// std::errc::operation_canceled (equal to asio::error::operation_aborted) and
-// returns true; with nothing outstanding it returns false. A handler whose
-// deadline has already fired but which has not run yet still runs with
-// success: cancel() then returns false. Destroying a Timer cancels it.
+// time (asserted); a wait whose deadline has fired no longer is, even if its
+// handler has not run yet, so the timer may be re-armed at once. Cancelling
+// completes the outstanding wait with std::errc::operation_canceled (equal to
+// asio::error::operation_aborted) and returns true; with nothing outstanding
+// it returns false. A handler whose deadline has already fired still runs
+// with success, even if the Timer is cancelled, re-armed or destroyed
+// meanwhile: callers must check, in the handler, that the wait is still the
+// one they care about. Destroying a Timer cancels its outstanding wait.
 // Thread-safety: a Timer is used from one strand at a time.
 class Timer {
  public:

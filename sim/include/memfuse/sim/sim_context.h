@@ -132,6 +132,10 @@ class SimContext : public boost::asio::execution_context {
   std::uint64_t schedule_at(TimePoint deadline, SmallTask fn, std::string_view label);
   // True if the timer was pending (it will not run); false if it already fired.
   bool cancel_timer(std::uint64_t timer_id) noexcept;
+  // True while the timer is armed and its deadline has not fired.
+  [[nodiscard]] bool timer_pending(std::uint64_t timer_id) const noexcept {
+    return timer_live(timer_id);
+  }
 
   // The chain of the handler now running (0 outside any handler).
   [[nodiscard]] std::uint32_t current_chain() const noexcept { return current_chain_; }
