@@ -112,9 +112,13 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
 
   // Strand only.
   void pump();
+  void start_ready_attempts(Actions& actions);
   void start_attempt(Task& task, std::size_t slot, Actions& actions);
   void finish_attempt(std::uint64_t seq, int number, Result<void> result);
-  void on_attempt_timeout(std::uint64_t seq, int number);
+  void on_deadline_timer();
+  void time_out_slot(std::size_t slot, std::vector<std::function<void()>>& hooks,
+                     Actions& actions);
+  void rearm_deadline_timer();
   void after_failure(Task& task, Error error, bool timeout, Actions& actions);
   void on_backoff_done(std::uint64_t seq);
   void on_admission_timeout(std::uint64_t seq);
@@ -144,8 +148,15 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   std::map<std::uint64_t, std::unique_ptr<Task>> tasks_;  // by seq: deterministic iteration
   std::vector<Key> heap_;                                 // Queued tasks
   std::vector<std::uint64_t> slot_task_;                  // per worker slot: task seq, 0 if free
-  std::vector<std::unique_ptr<Timer>> slot_timers_;       // per worker slot: attempt deadline
   std::vector<TimePoint> slot_started_;
+  std::vector<TimePoint> slot_deadline_;
+  std::size_t busy_slots_ = 0;
+  // One timer serves every attempt's deadline: it is armed for the earliest
+  // deadline of the running attempts, re-armed only when an earlier one
+  // appears, and cancelled when no attempt runs. (A timer per attempt cost an
+  // arm and a cancel per task.)
+  std::unique_ptr<Timer> deadline_timer_;
+  std::optional<TimePoint> armed_deadline_;
   std::size_t waiting_ = 0;  // tasks in WaitingAdmission
   std::size_t backing_off_ = 0;
   std::uint64_t next_seq_ = 1;
@@ -240,10 +251,9 @@ FlushManager::Impl::Impl(Runtime& rt, FlushManagerConfig cfg, Logger log)
       strand_(asio::make_strand(rt.executor().get())),
       strand_executor_(asio::any_io_executor(strand_)),
       slot_task_(static_cast<std::size_t>(config_.max_workers), 0),
-      slot_started_(static_cast<std::size_t>(config_.max_workers)) {
-  for (int i = 0; i < config_.max_workers; ++i) {
-    slot_timers_.push_back(rt.make_timer(strand_executor_));
-  }
+      slot_started_(static_cast<std::size_t>(config_.max_workers)),
+      slot_deadline_(static_cast<std::size_t>(config_.max_workers)) {
+  deadline_timer_ = rt.make_timer(strand_executor_);
   drain_timer_ = rt.make_timer(strand_executor_);
   tick_timer_ = rt.make_timer(strand_executor_);
 }
@@ -339,17 +349,23 @@ void FlushManager::Impl::pump() {
   {
     std::lock_guard lock(mutex_);
     pump_posted_ = false;
-    for (std::size_t slot = 0; slot < slot_task_.size() && !heap_.empty(); ++slot) {
-      if (slot_task_[slot] != 0) continue;
-      std::pop_heap(heap_.begin(), heap_.end(), HeapOrder{});
-      const Key key = heap_.back();
-      heap_.pop_back();
-      Task& task = *tasks_.at(key.seq);
-      MEMFUSE_ASSERT(task.state == State::Queued);
-      start_attempt(task, slot, actions);
-    }
+    start_ready_attempts(actions);
   }
   run_all(actions);
+}
+
+// REQUIRES: mutex_ held, on the strand. Gives every free worker the most
+// urgent queued task.
+void FlushManager::Impl::start_ready_attempts(Actions& actions) {
+  for (std::size_t slot = 0; slot < slot_task_.size() && !heap_.empty(); ++slot) {
+    if (slot_task_[slot] != 0) continue;
+    std::pop_heap(heap_.begin(), heap_.end(), HeapOrder{});
+    const Key key = heap_.back();
+    heap_.pop_back();
+    Task& task = *tasks_.at(key.seq);
+    MEMFUSE_ASSERT(task.state == State::Queued);
+    start_attempt(task, slot, actions);
+  }
 }
 
 // REQUIRES: mutex_ held, on the strand, slot free.
@@ -362,12 +378,11 @@ void FlushManager::Impl::start_attempt(Task& task, std::size_t slot, Actions& ac
   slot_task_[slot] = task.seq;
   slot_started_[slot] = now;
   const TimePoint deadline = now + task.timeout;
+  slot_deadline_[slot] = deadline;
+  ++busy_slots_;
   task.current = std::make_shared<AttemptImpl>(weak_from_this(), task.seq, task.id,
                                                task.attempts, deadline);
-  slot_timers_[slot]->async_wait_until(
-      deadline, [w = weak_from_this(), seq = task.seq, n = task.attempts](std::error_code ec) {
-        if (auto self = w.lock(); self && !ec) self->on_attempt_timeout(seq, n);
-      });
+  if (!armed_deadline_ || deadline < *armed_deadline_) rearm_deadline_timer();
   // The attempt function is user code: run it after unlocking. The task
   // cannot be erased before then: only strand handlers erase, and we are one.
   actions.push_back([&task, attempt = task.current] { task.attempt(attempt); });
@@ -386,51 +401,75 @@ void FlushManager::Impl::finish_attempt(std::uint64_t seq, int number, Result<vo
     MEMFUSE_ASSERT(slot < slot_task_.size());
     latency_.add(runtime_.clock().now() - slot_started_[slot]);
     slot_task_[slot] = 0;
-    slot_timers_[slot]->cancel();
+    if (--busy_slots_ == 0) rearm_deadline_timer();  // nothing runs: disarm
     task.current.reset();
     if (result) {
       finish_task(task, TaskStatus::Success, std::nullopt, actions);
     } else {
       after_failure(task, std::move(result.error()), false, actions);
     }
-    if (!pump_posted_ && !heap_.empty()) {
-      pump_posted_ = true;
-      post([](Impl& m) { m.pump(); });
-    }
+    start_ready_attempts(actions);  // the freed worker takes the most urgent task now
   }
   run_all(actions);
 }
 
-void FlushManager::Impl::on_attempt_timeout(std::uint64_t seq, int number) {
+// REQUIRES: mutex_ held, on the strand. Arms the deadline timer for the
+// earliest running attempt's deadline, or disarms it when none runs.
+void FlushManager::Impl::rearm_deadline_timer() {
+  std::optional<TimePoint> earliest;
+  for (std::size_t slot = 0; slot < slot_task_.size(); ++slot) {
+    if (slot_task_[slot] != 0 && (!earliest || slot_deadline_[slot] < *earliest)) {
+      earliest = slot_deadline_[slot];
+    }
+  }
+  if (earliest == armed_deadline_) return;
+  if (armed_deadline_) deadline_timer_->cancel();
+  armed_deadline_ = earliest;
+  if (!earliest) return;
+  deadline_timer_->async_wait_until(*earliest, [w = weak_from_this()](std::error_code ec) {
+    if (auto self = w.lock(); self && !ec) self->on_deadline_timer();
+  });
+}
+
+void FlushManager::Impl::on_deadline_timer() {
   Actions actions;
   std::vector<std::function<void()>> hooks;
   {
     std::lock_guard lock(mutex_);
-    auto it = tasks_.find(seq);
-    if (it == tasks_.end()) return;
-    Task& task = *it->second;
-    if (task.state != State::Running || task.attempts != number) return;
-    if (!task.current->try_cancel(hooks)) return;  // complete() came first; its result is on its way
-    ++counters_.attempt_timeouts;
-    const auto slot = static_cast<std::size_t>(
-        std::find(slot_task_.begin(), slot_task_.end(), seq) - slot_task_.begin());
-    latency_.add(runtime_.clock().now() - slot_started_[slot]);
-    slot_task_[slot] = 0;  // the worker is free at the deadline itself
-    task.current.reset();
-    after_failure(task,
-                  Error(ErrorCode::Timeout, true,
-                        fmt::format("attempt {} of task {} passed its {} s timeout", number,
-                                    task.id, duration_to_seconds(task.timeout))),
-                  true, actions);
-    if (!pump_posted_ && !heap_.empty()) {
-      pump_posted_ = true;
-      post([](Impl& m) { m.pump(); });
+    armed_deadline_.reset();
+    const TimePoint now = runtime_.clock().now();
+    for (std::size_t slot = 0; slot < slot_task_.size(); ++slot) {
+      if (slot_task_[slot] != 0 && slot_deadline_[slot] <= now) {
+        time_out_slot(slot, hooks, actions);
+      }
     }
+    start_ready_attempts(actions);
+    rearm_deadline_timer();
   }
   for (auto& h : hooks) {
     if (h) h();
   }
   run_all(actions);
+}
+
+// REQUIRES: mutex_ held, on the strand; the slot's attempt is at its deadline.
+void FlushManager::Impl::time_out_slot(std::size_t slot, std::vector<std::function<void()>>& hooks,
+                                       Actions& actions) {
+  Task& task = *tasks_.at(slot_task_[slot]);
+  MEMFUSE_ASSERT(task.state == State::Running);
+  // If complete() came first, its result is already on its way: let it decide.
+  if (!task.current->try_cancel(hooks)) return;
+  ++counters_.attempt_timeouts;
+  latency_.add(runtime_.clock().now() - slot_started_[slot]);
+  slot_task_[slot] = 0;  // the worker is free at the deadline itself
+  --busy_slots_;
+  const int number = task.attempts;
+  task.current.reset();
+  after_failure(task,
+                Error(ErrorCode::Timeout, true,
+                      fmt::format("attempt {} of task {} passed its {} s timeout", number,
+                                  task.id, duration_to_seconds(task.timeout))),
+                true, actions);
 }
 
 Duration FlushManager::Impl::backoff_for(int retry) {
@@ -613,7 +652,7 @@ void FlushManager::Impl::on_drain_deadline() {
         const auto slot = static_cast<std::size_t>(
             std::find(slot_task_.begin(), slot_task_.end(), seq) - slot_task_.begin());
         slot_task_[slot] = 0;
-        slot_timers_[slot]->cancel();
+        --busy_slots_;
       } else if (task.state == State::BackingOff || task.state == State::WaitingAdmission) {
         if (task.timer) task.timer->cancel();
       }
@@ -623,6 +662,7 @@ void FlushManager::Impl::on_drain_deadline() {
     heap_.clear();
     backing_off_ = 0;
     waiting_ = 0;
+    rearm_deadline_timer();  // disarms: nothing runs any more
     // finish_task erases from tasks_: iterate over a copy of the keys.
     std::vector<std::uint64_t> seqs;
     for (auto& [seq, t] : tasks_) seqs.push_back(seq);
@@ -680,8 +720,7 @@ FlushStats FlushManager::Impl::stats() const {
   FlushStats s = counters_;
   s.queue_depth = heap_.size();
   for (const Key& k : heap_) ++s.queued_by_priority[prio_index(k.priority)];
-  s.active_workers = static_cast<std::size_t>(
-      std::count_if(slot_task_.begin(), slot_task_.end(), [](std::uint64_t t) { return t != 0; }));
+  s.active_workers = busy_slots_;
   s.backing_off = backing_off_;
   s.waiting_admission = waiting_;
   s.attempt_latency = latency_.summary();
