@@ -25,4 +25,9 @@ function(memfuse_add_gtest)
        "  set_tests_properties(\${${ARG_NAME}_TESTS} PROPERTIES LABELS \"${ARG_LABELS}\")\n"
        "endif()\n")
   set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES ${label_script})
+  # Executables with real-thread tests are what the tsan preset builds (the
+  # aggregate target tsan_tests, made in the top-level CMakeLists.txt).
+  if("tsan" IN_LIST ARG_LABELS)
+    set_property(GLOBAL APPEND PROPERTY MEMFUSE_TSAN_TARGETS ${ARG_NAME})
+  endif()
 endfunction()

@@ -114,8 +114,10 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   void pump();
   void start_ready_attempts(Actions& actions);
   void start_attempt(Task& task, std::size_t slot, Actions& actions);
-  void finish_attempt(std::uint64_t seq, int number, Result<void> result);
-  void on_deadline_timer();
+  void finish_attempt(std::uint64_t seq, int number, Result<void> result, Actions& actions);
+  void deliver_completion(std::uint64_t seq, int number, Result<void> result);
+  void drain_inbox();
+  void on_deadline_timer(std::uint64_t generation);
   void time_out_slot(std::size_t slot, std::vector<std::function<void()>>& hooks,
                      Actions& actions);
   void rearm_deadline_timer();
@@ -157,10 +159,24 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   // arm and a cancel per task.)
   std::unique_ptr<Timer> deadline_timer_;
   std::optional<TimePoint> armed_deadline_;
+  // Bumped at every arming. A firing whose deadline had already passed when
+  // the timer was re-armed is still delivered (timers work so); its stale
+  // generation tells the handler to ignore it.
+  std::uint64_t deadline_generation_ = 0;
   std::size_t waiting_ = 0;  // tasks in WaitingAdmission
   std::size_t backing_off_ = 0;
   std::uint64_t next_seq_ = 1;
   bool pump_posted_ = false;
+  // Attempt results waiting for the strand. complete() may come from any
+  // thread; one posted handler takes every result that has arrived, so a
+  // burst of completions costs one wake-up, not one each.
+  struct Completion {
+    std::uint64_t seq;
+    int number;
+    Result<void> result;
+  };
+  std::vector<Completion> inbox_;  // guarded by mutex_
+  bool inbox_posted_ = false;      // guarded by mutex_
   bool draining_ = false;
   bool drain_deadline_passed_ = false;
   std::vector<std::move_only_function<void(DrainReport)>> drain_waiters_;
@@ -200,9 +216,7 @@ class AttemptImpl final : public Attempt {
       owner->post([](FlushManager::Impl& m) { m.on_late_completion(); });
       return;
     }
-    owner->post([seq = seq_, n = number_, r = std::move(result)](FlushManager::Impl& m) mutable {
-      m.finish_attempt(seq, n, std::move(r));
-    });
+    owner->deliver_completion(seq_, number_, std::move(result));
   }
 
   void on_cancel(std::function<void()> fn) override {
@@ -388,29 +402,50 @@ void FlushManager::Impl::start_attempt(Task& task, std::size_t slot, Actions& ac
   actions.push_back([&task, attempt = task.current] { task.attempt(attempt); });
 }
 
-void FlushManager::Impl::finish_attempt(std::uint64_t seq, int number, Result<void> result) {
+void FlushManager::Impl::deliver_completion(std::uint64_t seq, int number, Result<void> result) {
+  std::lock_guard lock(mutex_);
+  inbox_.push_back(Completion{seq, number, std::move(result)});
+  if (!inbox_posted_) {
+    inbox_posted_ = true;
+    post([](Impl& m) { m.drain_inbox(); });
+  }
+}
+
+void FlushManager::Impl::drain_inbox() {
   Actions actions;
   {
     std::lock_guard lock(mutex_);
-    auto it = tasks_.find(seq);
-    if (it == tasks_.end()) return;
-    Task& task = *it->second;
-    if (task.state != State::Running || task.attempts != number) return;
-    const auto slot = static_cast<std::size_t>(
-        std::find(slot_task_.begin(), slot_task_.end(), seq) - slot_task_.begin());
-    MEMFUSE_ASSERT(slot < slot_task_.size());
-    latency_.add(runtime_.clock().now() - slot_started_[slot]);
-    slot_task_[slot] = 0;
-    if (--busy_slots_ == 0) rearm_deadline_timer();  // nothing runs: disarm
-    task.current.reset();
-    if (result) {
-      finish_task(task, TaskStatus::Success, std::nullopt, actions);
-    } else {
-      after_failure(task, std::move(result.error()), false, actions);
-    }
-    start_ready_attempts(actions);  // the freed worker takes the most urgent task now
+    inbox_posted_ = false;
+    std::vector<Completion> batch;
+    batch.swap(inbox_);
+    for (auto& c : batch) finish_attempt(c.seq, c.number, std::move(c.result), actions);
+    start_ready_attempts(actions);  // freed workers take the most urgent tasks now
+    // Disarm only when nothing runs at all (an armed deadline that is too
+    // early costs one harmless firing; a disarm and re-arm per task costs more).
+    if (busy_slots_ == 0 && armed_deadline_) rearm_deadline_timer();
   }
   run_all(actions);
+}
+
+// REQUIRES: mutex_ held, on the strand.
+void FlushManager::Impl::finish_attempt(std::uint64_t seq, int number, Result<void> result,
+                                        Actions& actions) {
+  auto it = tasks_.find(seq);
+  if (it == tasks_.end()) return;
+  Task& task = *it->second;
+  if (task.state != State::Running || task.attempts != number) return;
+  const auto slot = static_cast<std::size_t>(
+      std::find(slot_task_.begin(), slot_task_.end(), seq) - slot_task_.begin());
+  MEMFUSE_ASSERT(slot < slot_task_.size());
+  latency_.add(runtime_.clock().now() - slot_started_[slot]);
+  slot_task_[slot] = 0;
+  --busy_slots_;
+  task.current.reset();
+  if (result) {
+    finish_task(task, TaskStatus::Success, std::nullopt, actions);
+  } else {
+    after_failure(task, std::move(result.error()), false, actions);
+  }
 }
 
 // REQUIRES: mutex_ held, on the strand. Arms the deadline timer for the
@@ -425,17 +460,20 @@ void FlushManager::Impl::rearm_deadline_timer() {
   if (earliest == armed_deadline_) return;
   if (armed_deadline_) deadline_timer_->cancel();
   armed_deadline_ = earliest;
+  ++deadline_generation_;
   if (!earliest) return;
-  deadline_timer_->async_wait_until(*earliest, [w = weak_from_this()](std::error_code ec) {
-    if (auto self = w.lock(); self && !ec) self->on_deadline_timer();
-  });
+  deadline_timer_->async_wait_until(
+      *earliest, [w = weak_from_this(), g = deadline_generation_](std::error_code ec) {
+        if (auto self = w.lock(); self && !ec) self->on_deadline_timer(g);
+      });
 }
 
-void FlushManager::Impl::on_deadline_timer() {
+void FlushManager::Impl::on_deadline_timer(std::uint64_t generation) {
   Actions actions;
   std::vector<std::function<void()>> hooks;
   {
     std::lock_guard lock(mutex_);
+    if (generation != deadline_generation_) return;  // superseded by a later arming
     armed_deadline_.reset();
     const TimePoint now = runtime_.clock().now();
     for (std::size_t slot = 0; slot < slot_task_.size(); ++slot) {
