@@ -16,7 +16,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <charconv>
 #include <map>
+#include <unordered_map>
 #include <mutex>
 #include <utility>
 
@@ -76,6 +78,19 @@ bool valid_kind(std::string_view kind) {
 }
 
 std::size_t prio_index(Priority p) { return static_cast<std::size_t>(urgency_rank(p)); }
+
+// "<kind>-<ms>-<seq>", without a format string: this is on every submit.
+TaskId make_task_id(std::string_view kind, std::int64_t ms, std::uint64_t seq) {
+  char buf[64];
+  char* p = std::copy(kind.begin(), kind.end(), buf);  // kind is at most 64: checked first
+  TaskId id(buf, p);
+  char num[24];
+  id.push_back('-');
+  id.append(num, std::to_chars(num, num + sizeof num, ms).ptr);
+  id.push_back('-');
+  id.append(num, std::to_chars(num, num + sizeof num, seq).ptr);
+  return id;
+}
 
 }  // namespace
 
@@ -147,7 +162,9 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   Executor strand_executor_;
 
   mutable std::mutex mutex_;
-  std::map<std::uint64_t, std::unique_ptr<Task>> tasks_;  // by seq: deterministic iteration
+  // By seq. Iterated only where order cannot matter (admit_waiters picks by
+  // (priority, seq); the drain report is sorted by seq first).
+  std::unordered_map<std::uint64_t, Task> tasks_;
   std::vector<Key> heap_;                                 // Queued tasks
   std::vector<std::uint64_t> slot_task_;                  // per worker slot: task seq, 0 if free
   std::vector<TimePoint> slot_started_;
@@ -314,9 +331,10 @@ Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
                               config_.max_queue_size));
     }
     const TimePoint now = runtime_.clock().now();
-    auto task = std::make_unique<Task>();
-    task->seq = next_seq_++;
-    task->id = fmt::format("{}-{}-{}", spec.kind, to_millis(now), task->seq);
+    const std::uint64_t new_seq = next_seq_++;
+    Task* task = &tasks_[new_seq];
+    task->seq = new_seq;
+    task->id = make_task_id(spec.kind, to_millis(now), new_seq);
     task->kind = std::move(spec.kind);
     task->priority = spec.priority;
     task->timeout = timeout;
@@ -331,13 +349,12 @@ Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
     if (wait) {
       task->state = State::WaitingAdmission;
       ++waiting_;
-      tasks_.emplace(seq, std::move(task));
       post([seq](Impl& m) {  // timers are armed on the strand
         std::lock_guard guard(m.mutex_);
         auto it = m.tasks_.find(seq);
-        if (it == m.tasks_.end() || it->second->state != State::WaitingAdmission) return;
-        it->second->timer = m.runtime_.make_timer(m.strand_executor_);
-        it->second->timer->async_wait_until(
+        if (it == m.tasks_.end() || it->second.state != State::WaitingAdmission) return;
+        it->second.timer = m.runtime_.make_timer(m.strand_executor_);
+        it->second.timer->async_wait_until(
             m.runtime_.clock().now() + m.config_.queue_full_wait,
             [w = m.weak_from_this(), seq](std::error_code ec) {
               if (auto self = w.lock(); self && !ec) self->on_admission_timeout(seq);
@@ -345,7 +362,6 @@ Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
       });
     } else {
       task->state = State::Queued;
-      tasks_.emplace(seq, std::move(task));
       heap_.push_back(Key{spec.priority, seq});
       std::push_heap(heap_.begin(), heap_.end(), HeapOrder{});
       counters_.queue_depth_max = std::max(counters_.queue_depth_max, heap_.size());
@@ -376,7 +392,7 @@ void FlushManager::Impl::start_ready_attempts(Actions& actions) {
     std::pop_heap(heap_.begin(), heap_.end(), HeapOrder{});
     const Key key = heap_.back();
     heap_.pop_back();
-    Task& task = *tasks_.at(key.seq);
+    Task& task = tasks_.at(key.seq);
     MEMFUSE_ASSERT(task.state == State::Queued);
     start_attempt(task, slot, actions);
   }
@@ -432,7 +448,7 @@ void FlushManager::Impl::finish_attempt(std::uint64_t seq, int number, Result<vo
                                         Actions& actions) {
   auto it = tasks_.find(seq);
   if (it == tasks_.end()) return;
-  Task& task = *it->second;
+  Task& task = it->second;
   if (task.state != State::Running || task.attempts != number) return;
   const auto slot = static_cast<std::size_t>(
       std::find(slot_task_.begin(), slot_task_.end(), seq) - slot_task_.begin());
@@ -493,7 +509,7 @@ void FlushManager::Impl::on_deadline_timer(std::uint64_t generation) {
 // REQUIRES: mutex_ held, on the strand; the slot's attempt is at its deadline.
 void FlushManager::Impl::time_out_slot(std::size_t slot, std::vector<std::function<void()>>& hooks,
                                        Actions& actions) {
-  Task& task = *tasks_.at(slot_task_[slot]);
+  Task& task = tasks_.at(slot_task_[slot]);
   MEMFUSE_ASSERT(task.state == State::Running);
   // If complete() came first, its result is already on its way: let it decide.
   if (!task.current->try_cancel(hooks)) return;
@@ -551,8 +567,8 @@ void FlushManager::Impl::on_backoff_done(std::uint64_t seq) {
   {
     std::lock_guard lock(mutex_);
     auto it = tasks_.find(seq);
-    if (it == tasks_.end() || it->second->state != State::BackingOff) return;
-    Task& task = *it->second;
+    if (it == tasks_.end() || it->second.state != State::BackingOff) return;
+    Task& task = it->second;
     task.state = State::Queued;
     --backing_off_;
     heap_.push_back(Key{task.priority, task.seq});  // the original sequence number
@@ -567,8 +583,8 @@ void FlushManager::Impl::on_admission_timeout(std::uint64_t seq) {
   {
     std::lock_guard lock(mutex_);
     auto it = tasks_.find(seq);
-    if (it == tasks_.end() || it->second->state != State::WaitingAdmission) return;
-    Task& task = *it->second;
+    if (it == tasks_.end() || it->second.state != State::WaitingAdmission) return;
+    Task& task = it->second;
     --waiting_;
     finish_task(task, TaskStatus::Failed,
                 Error(ErrorCode::QueueFull, true,
@@ -611,9 +627,9 @@ void FlushManager::Impl::admit_waiters(Actions&) {
   while (waiting_ > 0 && unfinished() < static_cast<std::size_t>(config_.max_queue_size)) {
     Task* best = nullptr;
     for (auto& [seq, t] : tasks_) {
-      if (t->state != State::WaitingAdmission) continue;
-      if (best == nullptr || runs_before(Key{t->priority, t->seq}, Key{best->priority, best->seq})) {
-        best = t.get();
+      if (t.state != State::WaitingAdmission) continue;
+      if (best == nullptr || runs_before(Key{t.priority, t.seq}, Key{best->priority, best->seq})) {
+        best = &t;
       }
     }
     MEMFUSE_ASSERT(best != nullptr);
@@ -681,8 +697,12 @@ void FlushManager::Impl::on_drain_deadline() {
     drain_waiters_.clear();
     const Error cancelled(ErrorCode::Cancelled, false,
                           "the drain deadline passed before the task could finish");
-    for (auto& [seq, t] : tasks_) {
-      Task& task = *t;
+    std::vector<std::uint64_t> seqs;
+    seqs.reserve(tasks_.size());
+    for (auto& [seq, t] : tasks_) seqs.push_back(seq);
+    std::sort(seqs.begin(), seqs.end());  // the report lists tasks in submission order
+    for (std::uint64_t seq : seqs) {
+      Task& task = tasks_.at(seq);
       if (task.state == State::Running) {
         std::vector<std::function<void()>> h;
         task.current->try_cancel(h);  // a complete() racing us becomes a late completion
@@ -701,11 +721,9 @@ void FlushManager::Impl::on_drain_deadline() {
     backing_off_ = 0;
     waiting_ = 0;
     rearm_deadline_timer();  // disarms: nothing runs any more
-    // finish_task erases from tasks_: iterate over a copy of the keys.
-    std::vector<std::uint64_t> seqs;
-    for (auto& [seq, t] : tasks_) seqs.push_back(seq);
+    // finish_task erases from tasks_: iterate over the sorted keys.
     for (std::uint64_t seq : seqs) {
-      Task& task = *tasks_.at(seq);
+      Task& task = tasks_.at(seq);
       task.last_error = cancelled;
       finish_task(task, TaskStatus::Cancelled, cancelled, actions);
     }

@@ -1,7 +1,11 @@
-// Uses the installed public API: configuration, ids and validation.
+// Uses the installed public API: configuration, ids, validation, the
+// production runtime and the FlushManager.
 #include <cstdio>
+#include <future>
 
+#include "memfuse/asio_runtime.h"
 #include "memfuse/config.h"
+#include "memfuse/flush_manager.h"
 #include "memfuse/ids.h"
 #include "memfuse/validation.h"
 
@@ -16,7 +20,24 @@ int main() {
   round.messages = {{"user", "hello"}};
   if (!memfuse::validate_round(round, config->round_limits())) return 2;
   const auto id = memfuse::make_round_id(1, 2, 3);
-  std::printf("consumer: ok (max_size=%d, round id %s)\n", config->buffer.hybrid_buffer.max_size,
-              id.to_string().c_str());
+
+  memfuse::AsioRuntime runtime({.io_threads = 1, .blocking_threads = 1});
+  auto manager = memfuse::FlushManager::create(runtime, config->buffer.flush_manager);
+  if (!manager) return 3;
+  std::promise<memfuse::TaskStatus> outcome;
+  memfuse::TaskSpec task;
+  task.kind = "consumer";
+  task.attempt = [](std::shared_ptr<memfuse::Attempt> a) { a->complete({}); };
+  task.on_complete = [&](const memfuse::TaskOutcome& o, std::shared_ptr<void>) {
+    outcome.set_value(o.status);
+  };
+  if (!(*manager)->submit(std::move(task))) return 4;
+  if (outcome.get_future().get() != memfuse::TaskStatus::Success) return 5;
+  std::promise<void> drained;
+  (*manager)->drain(runtime.clock().now(), [&](memfuse::DrainReport) { drained.set_value(); });
+  drained.get_future().wait();
+
+  std::printf("consumer: ok (max_size=%d, round id %s, one flush task succeeded)\n",
+              config->buffer.hybrid_buffer.max_size, id.to_string().c_str());
   return 0;
 }
