@@ -1,5 +1,7 @@
 #include "memfuse/fakes/qdrant_server.h"
 
+#include <sys/socket.h>
+
 #include <deque>
 #include <mutex>
 #include <thread>
@@ -24,23 +26,29 @@ struct QdrantServer::Impl {
   std::uint64_t served = 0;                // guarded by mutex
   std::vector<std::pair<std::string, std::string>> last_headers;  // guarded by mutex
   std::vector<std::thread> sessions;       // guarded by mutex
-  std::vector<std::shared_ptr<tcp::socket>> sockets;  // guarded by mutex
+  struct Connection {
+    explicit Connection(asio::io_context& ioc) : socket(ioc) {}
+    tcp::socket socket;
+    bool closed = false;  // guarded by mutex: closing races with the destructor's shutdown
+  };
+  std::vector<std::shared_ptr<Connection>> connections;  // guarded by mutex
   bool stopping = false;                   // guarded by mutex
 
   void accept_loop() {
     while (true) {
-      auto socket = std::make_shared<tcp::socket>(ioc);
+      auto connection = std::make_shared<Connection>(ioc);
       beast::error_code ec;
-      acceptor.accept(*socket, ec);
+      acceptor.accept(connection->socket, ec);
       std::lock_guard lock(mutex);
       if (ec || stopping) return;
-      sockets.push_back(socket);
-      sessions.emplace_back([this, socket] { serve(*socket); });
+      connections.push_back(connection);
+      sessions.emplace_back([this, connection] { serve(*connection); });
     }
   }
 
   // One connection: read a request, answer it, until the peer closes.
-  void serve(tcp::socket& socket) {
+  void serve(Connection& connection) {
+    tcp::socket& socket = connection.socket;
     beast::flat_buffer buffer;
     while (true) {
       http::request_parser<http::string_body> parser;
@@ -67,6 +75,8 @@ struct QdrantServer::Impl {
       }
       if (fault && fault->delay.count() > 0) std::this_thread::sleep_for(fault->delay);
       if (fault && fault->reset) {
+        std::lock_guard lock(mutex);
+        connection.closed = true;
         socket.close(ec);
         return;
       }
@@ -98,9 +108,10 @@ QdrantServer::~QdrantServer() {
   {
     std::lock_guard lock(impl_->mutex);
     impl_->stopping = true;
-    for (auto& s : impl_->sockets) {
-      beast::error_code ec;
-      s->shutdown(tcp::socket::shutdown_both, ec);
+    // Unblock every session's read. A plain shutdown(2) on the descriptor:
+    // the session thread owns the socket object itself.
+    for (auto& c : impl_->connections) {
+      if (!c->closed) ::shutdown(c->socket.native_handle(), SHUT_RDWR);
     }
   }
   {
