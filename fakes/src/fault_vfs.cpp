@@ -301,6 +301,11 @@ int x_shm_lock(sqlite3_file* f, int offset, int n, int flags) {
   const void* me = h;
   const bool lock = (flags & SQLITE_SHM_LOCK) != 0;
   const bool exclusive = (flags & SQLITE_SHM_EXCLUSIVE) != 0;
+  // In WAL mode writers contend here (the WAL write lock), not in xLock.
+  if (lock && exclusive &&
+      h->vfs->fire(h->vfs->faults().busy, "vfs.shm_lock: SQLITE_BUSY")) {
+    return SQLITE_BUSY;
+  }
   if (lock) {
     for (int i = offset; i < offset + n; ++i) {
       const auto s = static_cast<std::size_t>(i);

@@ -12,7 +12,8 @@
 //   - I/O errors on read, write and sync, transient or persistent, chosen by
 //     countdown or by probability (SQLITE_IOERR_READ/_WRITE/_FSYNC/_TRUNCATE);
 //   - a full disk on write (SQLITE_FULL);
-//   - lock contention (SQLITE_BUSY from xLock);
+//   - lock contention (SQLITE_BUSY from xLock, and from the exclusive
+//     shared-memory locks that WAL writers take);
 //   - power loss at any write or sync, with any of the crash models, and a
 //     COMMIT whose outcome is unknown to its caller (the crash hit during it).
 //
@@ -63,7 +64,7 @@ struct VfsFaults {
   FaultRule write;  // SQLITE_IOERR_WRITE (and _TRUNCATE for truncation)
   FaultRule sync;   // SQLITE_IOERR_FSYNC: the data does not become durable
   FaultRule full;   // SQLITE_FULL on write
-  FaultRule busy;   // SQLITE_BUSY from xLock
+  FaultRule busy;   // SQLITE_BUSY from xLock and from exclusive xShmLock (WAL writers)
 };
 
 enum class CrashModel : std::uint8_t {

@@ -1,0 +1,170 @@
+// SqliteRoundStore on a real file and over the fault-injecting VFS.
+#include "memfuse/sqlite_round_store.h"
+
+#include <sqlite3.h>
+
+#include <filesystem>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "memfuse/fakes/fault_vfs.h"
+
+namespace memfuse {
+namespace {
+
+using ::testing::HasSubstr;
+
+Round make_round(std::uint64_t seq, std::string session, std::string content) {
+  Round r;
+  r.id = make_round_id(static_cast<std::int64_t>(1000 + seq), seq, seq * 7);
+  r.session_id = std::move(session);
+  r.seq = seq;
+  r.created_at = TimePoint(std::chrono::milliseconds(static_cast<std::int64_t>(seq)));
+  r.messages = {{"user", std::move(content)}, {"assistant", "ok"}};
+  return r;
+}
+
+struct TempDir {
+  TempDir() : path(std::filesystem::temp_directory_path() / ("memfuse-store-test-" + std::to_string(::getpid()))) {
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~TempDir() { std::filesystem::remove_all(path); }
+  std::filesystem::path path;
+};
+
+TEST(SqliteRoundStore, StoresGetsAndListsRoundsOnARealFile) {
+  TempDir dir;
+  auto store = SqliteRoundStore::open({(dir.path / "m.db").string(), SqliteSynchronous::Full, 1000, {}});
+  ASSERT_TRUE(store.has_value()) << store.error().to_string();
+  const std::vector<Round> rounds = {make_round(1, "a", "one"), make_round(2, "b", "two"),
+                                     make_round(3, "a", "three")};
+  ASSERT_EQ((*store)->put(rounds).value(), 3u);
+  EXPECT_EQ((*store)->get(rounds[1].id).value(), rounds[1]);
+  EXPECT_FALSE((*store)->get(make_round_id(1, 2, 3)).value().has_value());
+  const auto a = (*store)->list("a", 10).value();
+  ASSERT_EQ(a.size(), 2u);
+  EXPECT_EQ(a[0], rounds[0]);
+  EXPECT_EQ(a[1], rounds[2]);
+  EXPECT_EQ((*store)->list("a", 1).value(), std::vector<Round>{rounds[2]}) << "the latest, by seq";
+  EXPECT_EQ((*store)->max_seq().value(), 3u);
+}
+
+TEST(SqliteRoundStore, PutIsIdempotentById) {
+  TempDir dir;
+  auto store = SqliteRoundStore::open({(dir.path / "m.db").string(), SqliteSynchronous::Normal, 1000, {}});
+  ASSERT_TRUE(store.has_value());
+  const std::vector<Round> rounds = {make_round(1, "s", "x"), make_round(2, "s", "y")};
+  EXPECT_EQ((*store)->put(rounds).value(), 2u);
+  EXPECT_EQ((*store)->put(rounds).value(), 0u) << "a retry inserts nothing";
+  EXPECT_EQ((*store)->count().value(), 2u);
+}
+
+TEST(SqliteRoundStore, StoresHostileBytesExactly) {
+  TempDir dir;
+  auto store = SqliteRoundStore::open({(dir.path / "m.db").string(), SqliteSynchronous::Normal, 1000, {}});
+  ASSERT_TRUE(store.has_value());
+  Round r = make_round(1, std::string("s'; DROP TABLE rounds; --\0x", 28), std::string("a\0b \"q\" ; SELECT 1", 19));
+  r.user_id = std::string("u\0'", 3);
+  ASSERT_TRUE((*store)->put(std::vector<Round>{r}).has_value());
+  EXPECT_EQ((*store)->get(r.id).value(), r);
+  EXPECT_EQ((*store)->list(r.session_id, 5).value().size(), 1u);
+  EXPECT_EQ((*store)->count().value(), 1u) << "the table survived the session id";
+}
+
+TEST(SqliteRoundStore, MigratesOnceAndRefusesANewerSchema) {
+  TempDir dir;
+  const std::string path = (dir.path / "m.db").string();
+  {
+    auto store = SqliteRoundStore::open({path, SqliteSynchronous::Normal, 1000, {}});
+    ASSERT_TRUE(store.has_value());
+    ASSERT_TRUE((*store)->put(std::vector<Round>{make_round(1, "s", "x")}).has_value());
+  }
+  {
+    auto reopened = SqliteRoundStore::open({path, SqliteSynchronous::Normal, 1000, {}});
+    ASSERT_TRUE(reopened.has_value()) << reopened.error().to_string();
+    EXPECT_EQ((*reopened)->count().value(), 1u);
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* s = nullptr;
+  sqlite3_prepare_v2(db, "SELECT count(*), max(version) FROM schema_version", -1, &s, nullptr);
+  ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(s, 0), 1) << "migrated once";
+  EXPECT_EQ(sqlite3_column_int(s, 1), SqliteRoundStore::kSchemaVersion);
+  sqlite3_finalize(s);
+  sqlite3_exec(db, "INSERT INTO schema_version VALUES (99)", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  auto newer = SqliteRoundStore::open({path, SqliteSynchronous::Normal, 1000, {}});
+  ASSERT_FALSE(newer.has_value());
+  EXPECT_EQ(newer.error().code(), ErrorCode::Corrupt);
+  EXPECT_THAT(newer.error().message(), HasSubstr("schema version 99"));
+}
+
+TEST(SqliteRoundStore, ACantOpenPathIsAClearError) {
+  auto store = SqliteRoundStore::open({"/nonexistent-dir/x/m.db", SqliteSynchronous::Normal, 1000, {}});
+  ASSERT_FALSE(store.has_value());
+  EXPECT_THAT(store.error().message(), HasSubstr("check sqlite.path"));
+}
+
+struct OverFaultVfs : ::testing::Test {
+  OverFaultVfs() : random(11), vfs("round-store-test-" + std::to_string(counter++), random) {}
+  std::unique_ptr<SqliteRoundStore> open() {
+    auto s = SqliteRoundStore::open({"/m.db", SqliteSynchronous::Full, 0, vfs.name()});
+    EXPECT_TRUE(s.has_value()) << s.error().to_string();
+    return s ? std::move(*s) : nullptr;
+  }
+  static inline int counter = 0;
+  SeededRandom random;
+  fakes::FaultVfs vfs;
+};
+
+TEST_F(OverFaultVfs, IoErrorsAreRetryableIoAndLeaveNothingHalfDone) {
+  auto store = open();
+  vfs.set_faults({.write = {.countdown = 1}});
+  const std::vector<Round> rounds = {make_round(1, "s", "x"), make_round(2, "s", "y")};
+  auto failed = store->put(rounds);
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_EQ(failed.error().code(), ErrorCode::Io);
+  EXPECT_TRUE(failed.error().retryable());
+  EXPECT_EQ(store->count().value(), 0u) << "one transaction: all or nothing";
+  EXPECT_EQ(store->put(rounds).value(), 2u) << "the retry succeeds";
+}
+
+TEST_F(OverFaultVfs, BusyIsRetryableUnavailable) {
+  auto store = open();
+  vfs.set_faults({.busy = {.probability = 1.0}});
+  auto failed = store->put(std::vector<Round>{make_round(1, "s", "x")});
+  ASSERT_FALSE(failed.has_value());
+  EXPECT_EQ(failed.error().code(), ErrorCode::Unavailable);
+  EXPECT_TRUE(failed.error().retryable());
+}
+
+TEST_F(OverFaultVfs, WithSynchronousFullAcknowledgedRoundsSurviveACrash) {
+  std::vector<Round> acknowledged;
+  {
+    auto store = open();
+    bool armed = false;
+    for (std::uint64_t i = 1; i <= 20; ++i) {
+      if (i == 15) {
+        vfs.crash_after(3, fakes::CrashModel::TearLastWrite);
+        armed = true;
+      }
+      const std::vector<Round> one = {make_round(i, "s", std::string(300, 'x'))};
+      const bool ok = store->put(one).has_value();
+      const bool power_on = !armed || vfs.crash_pending();
+      if (ok && power_on) acknowledged.push_back(one[0]);
+      if (!power_on) break;  // the process died with the power
+    }
+    vfs.heal();
+  }
+  auto restarted = open();
+  ASSERT_NE(restarted, nullptr);
+  for (const Round& r : acknowledged) EXPECT_EQ(restarted->get(r.id).value(), r) << r.seq;
+  EXPECT_GE(restarted->count().value(), acknowledged.size());
+  EXPECT_LE(restarted->count().value(), acknowledged.size() + 1);
+}
+
+}  // namespace
+}  // namespace memfuse
