@@ -8,67 +8,15 @@
 #include <nlohmann/json.hpp>
 
 #include "memfuse/assert.h"
+#include "sqlite_common.h"
 
 namespace memfuse {
 namespace {
 
 using nlohmann::json;
-
-// Each migration takes the schema from version i to i + 1. Append only: a
-// stored database at version i runs migrations i.. at open.
-constexpr const char* kMigrations[] = {
-    // 0 -> 1: rounds, clustered by their time-ordered id; a per-session index by seq.
-    "CREATE TABLE rounds("
-    "  id BLOB PRIMARY KEY,"          // 16 bytes, UUIDv7 layout
-    "  session_id BLOB NOT NULL,"     // bytes as given (NUL bytes allowed)
-    "  user_id BLOB,"
-    "  seq INTEGER NOT NULL,"
-    "  created_at_ns INTEGER NOT NULL,"
-    "  messages TEXT NOT NULL"        // JSON [{"role": ..., "content": ...}]
-    ") WITHOUT ROWID;"
-    "CREATE INDEX rounds_by_session_seq ON rounds(session_id, seq);",
-};
-static_assert(std::size(kMigrations) == SqliteRoundStore::kSchemaVersion);
-
-Error sqlite_error(sqlite3* db, int rc, std::string_view what) {
-  const std::string message =
-      fmt::format("sqlite: {} failed: {} ({})", what, db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc), rc);
-  switch (rc & 0xff) {
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return Error(ErrorCode::Unavailable, true, message + "; the database is locked, retry later");
-    case SQLITE_IOERR:
-    case SQLITE_FULL:
-      return Error(ErrorCode::Io, true, message);
-    case SQLITE_INTERRUPT:
-      return Error(ErrorCode::Cancelled, false, message);
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return Error(ErrorCode::Corrupt, false, message + "; the database file is damaged");
-    case SQLITE_CANTOPEN:
-      return Error(ErrorCode::Io, false, message + "; check sqlite.path and its directory");
-    default:
-      return Error(ErrorCode::Io, false, message);
-  }
-}
-
-// A prepared statement, finalised on destruction and reset after each use.
-class Statement {
- public:
-  Statement() = default;
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-  ~Statement() { sqlite3_finalize(stmt_); }
-  int prepare(sqlite3* db, const char* sql) { return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt_, nullptr); }
-  sqlite3_stmt* get() const { return stmt_; }
-  void reset() {
-    sqlite3_reset(stmt_);
-    sqlite3_clear_bindings(stmt_);
-  }
-
- private:
-  sqlite3_stmt* stmt_ = nullptr;
-};
+using detail::column_bytes;
+using detail::sqlite_error;
+using detail::Statement;
 
 std::string encode_messages(const std::vector<Message>& messages) {
   json a = json::array();
@@ -91,12 +39,6 @@ Result<std::vector<Message>> decode_messages(std::string_view text) {
   return out;
 }
 
-std::string_view column_bytes(sqlite3_stmt* s, int i) {
-  const void* p = sqlite3_column_blob(s, i);
-  const int n = sqlite3_column_bytes(s, i);
-  return p == nullptr ? std::string_view{} : std::string_view(static_cast<const char*>(p), static_cast<std::size_t>(n));
-}
-
 }  // namespace
 
 struct SqliteRoundStore::Impl {
@@ -106,12 +48,6 @@ struct SqliteRoundStore::Impl {
 
   // sqlite3_close_v2 waits for the statements, finalised after this body.
   ~Impl() { sqlite3_close_v2(db); }
-
-  Result<void> exec(const char* sql, std::string_view what) {
-    const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-    if (rc != SQLITE_OK) return std::unexpected(sqlite_error(db, rc, what));
-    return {};
-  }
 
   Result<Round> read_round(sqlite3_stmt* s) {
     Round r;
@@ -134,64 +70,9 @@ SqliteRoundStore::~SqliteRoundStore() = default;
 
 Result<std::unique_ptr<SqliteRoundStore>> SqliteRoundStore::open(SqliteStoreOptions options) {
   auto impl = std::make_unique<Impl>();
-  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-  int rc = sqlite3_open_v2(options.path.c_str(), &impl->db, flags,
-                           options.vfs.empty() ? nullptr : options.vfs.c_str());
-  if (rc != SQLITE_OK) return std::unexpected(sqlite_error(impl->db, rc, fmt::format("opening {}", options.path)));
-  sqlite3_extended_result_codes(impl->db, 1);
-  sqlite3_busy_timeout(impl->db, options.busy_timeout_ms);
-
-  // WAL: readers never block the writer. An in-memory database answers "memory".
-  {
-    Statement mode;
-    rc = mode.prepare(impl->db, "PRAGMA journal_mode=WAL");
-    if (rc != SQLITE_OK) return std::unexpected(sqlite_error(impl->db, rc, "PRAGMA journal_mode"));
-    rc = sqlite3_step(mode.get());
-    if (rc != SQLITE_ROW) return std::unexpected(sqlite_error(impl->db, rc, "PRAGMA journal_mode"));
-    const std::string got(reinterpret_cast<const char*>(sqlite3_column_text(mode.get(), 0)));
-    if (got != "wal" && got != "memory") {
-      return fail(ErrorCode::Io, false, fmt::format("sqlite: {} refused WAL mode (got {})", options.path, got));
-    }
-  }
-  const char* sync = options.synchronous == SqliteSynchronous::Full ? "PRAGMA synchronous=FULL"
-                                                                    : "PRAGMA synchronous=NORMAL";
-  if (auto ok = impl->exec(sync, "PRAGMA synchronous"); !ok) return std::unexpected(ok.error());
-
-  // Migrations, in one transaction.
-  if (auto ok = impl->exec("BEGIN IMMEDIATE", "BEGIN (migrations)"); !ok) return std::unexpected(ok.error());
-  auto migrate = [&]() -> Result<void> {
-    if (auto ok = impl->exec("CREATE TABLE IF NOT EXISTS schema_version(version INTEGER NOT NULL)",
-                             "creating schema_version");
-        !ok) {
-      return ok;
-    }
-    Statement read;
-    if (int r = read.prepare(impl->db, "SELECT coalesce(max(version), 0) FROM schema_version"); r != SQLITE_OK) {
-      return std::unexpected(sqlite_error(impl->db, r, "reading schema_version"));
-    }
-    if (int r = sqlite3_step(read.get()); r != SQLITE_ROW) {
-      return std::unexpected(sqlite_error(impl->db, r, "reading schema_version"));
-    }
-    const int version = sqlite3_column_int(read.get(), 0);
-    if (version > kSchemaVersion) {
-      return fail(ErrorCode::Corrupt, false,
-                  fmt::format("sqlite: {} has schema version {}, newer than this build's {}; "
-                              "upgrade memfuse-flush",
-                              options.path, version, kSchemaVersion));
-    }
-    for (int v = version; v < kSchemaVersion; ++v) {
-      if (auto ok = impl->exec(kMigrations[v], "migrating the schema"); !ok) return ok;
-      const std::string record = fmt::format("INSERT INTO schema_version VALUES ({})", v + 1);
-      if (auto ok = impl->exec(record.c_str(), "recording the schema version"); !ok) return ok;
-    }
-    return {};
-  };
-  if (auto ok = migrate(); !ok) {
-    (void)impl->exec("ROLLBACK", "ROLLBACK (migrations)");
-    return std::unexpected(ok.error());
-  }
-  if (auto ok = impl->exec("COMMIT", "COMMIT (migrations)"); !ok) return std::unexpected(ok.error());
-
+  auto db = detail::open_database(options);
+  if (!db) return std::unexpected(db.error());
+  impl->db = *db;
   const std::pair<Statement*, const char*> statements[] = {
       {&impl->insert,
        "INSERT INTO rounds(id, session_id, user_id, seq, created_at_ns, messages) "
@@ -218,12 +99,7 @@ Result<std::unique_ptr<SqliteRoundStore>> SqliteRoundStore::open(SqliteStoreOpti
 Result<std::size_t> SqliteRoundStore::put(std::span<const Round> rounds) {
   std::lock_guard lock(impl_->mutex);
   sqlite3* db = impl_->db;
-  auto step = [&](Statement& s, std::string_view what) -> Result<void> {
-    const int rc = sqlite3_step(s.get());
-    s.reset();
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return std::unexpected(sqlite_error(db, rc, what));
-    return {};
-  };
+  auto step = [&](Statement& s, std::string_view what) { return detail::run(db, s, what); };
   if (auto ok = step(impl_->begin, "BEGIN"); !ok) return std::unexpected(ok.error());
   std::size_t inserted = 0;
   for (const Round& r : rounds) {

@@ -91,8 +91,8 @@ TEST(SqliteRoundStore, MigratesOnceAndRefusesANewerSchema) {
   sqlite3_stmt* s = nullptr;
   sqlite3_prepare_v2(db, "SELECT count(*), max(version) FROM schema_version", -1, &s, nullptr);
   ASSERT_EQ(sqlite3_step(s), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(s, 0), 1) << "migrated once";
-  EXPECT_EQ(sqlite3_column_int(s, 1), SqliteRoundStore::kSchemaVersion);
+  EXPECT_EQ(sqlite3_column_int(s, 0), 2) << "each migration recorded once";
+  EXPECT_EQ(sqlite3_column_int(s, 1), 2) << "schema version 2: rounds, then chunks";
   sqlite3_finalize(s);
   sqlite3_exec(db, "INSERT INTO schema_version VALUES (99)", nullptr, nullptr, nullptr);
   sqlite3_close(db);

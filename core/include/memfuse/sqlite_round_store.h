@@ -69,7 +69,6 @@ class SqliteRoundStore {
   // Aborts the statement running now, if any. Thread-safe.
   void interrupt() noexcept;
 
-  static constexpr int kSchemaVersion = 1;
 
  private:
   struct Impl;
