@@ -33,6 +33,7 @@ struct QdrantServer::Impl {
   };
   std::vector<std::shared_ptr<Connection>> connections;  // guarded by mutex
   bool stopping = false;                   // guarded by mutex
+  std::uint64_t accepted = 0;              // guarded by mutex
 
   void accept_loop() {
     while (true) {
@@ -42,6 +43,7 @@ struct QdrantServer::Impl {
       std::lock_guard lock(mutex);
       if (ec || stopping) return;
       connections.push_back(connection);
+      ++accepted;
       sessions.emplace_back([this, connection] { serve(*connection); });
     }
   }
@@ -71,7 +73,9 @@ struct QdrantServer::Impl {
           fault = faults.front();
           faults.pop_front();
         }
-        if (!fault || (!fault->status && !fault->reset)) response = model.handle(request);
+        if (!fault || (!fault->status && !fault->reset && !fault->body_bytes)) {
+          response = model.handle(request);
+        }
       }
       if (fault && fault->delay.count() > 0) std::this_thread::sleep_for(fault->delay);
       if (fault && fault->reset) {
@@ -79,6 +83,10 @@ struct QdrantServer::Impl {
         connection.closed = true;
         socket.close(ec);
         return;
+      }
+      if (fault && fault->body_bytes) {
+        response.status = 200;
+        response.body = std::string(*fault->body_bytes, ' ');
       }
       if (fault && fault->status) {
         response.status = *fault->status;
@@ -145,6 +153,11 @@ void QdrantServer::with_model(const std::function<void(QdrantModel&)>& f) {
 std::uint64_t QdrantServer::requests() const {
   std::lock_guard lock(impl_->mutex);
   return impl_->served;
+}
+
+std::uint64_t QdrantServer::connections() const {
+  std::lock_guard lock(impl_->mutex);
+  return impl_->accepted;
 }
 
 std::vector<std::pair<std::string, std::string>> QdrantServer::last_headers() const {

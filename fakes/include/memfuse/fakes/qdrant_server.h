@@ -25,6 +25,7 @@ struct ServerFault {
   std::optional<int> status;                    // answer this status; apply nothing
   std::chrono::milliseconds delay{0};           // wait before answering
   bool reset = false;                           // close the connection without answering
+  std::optional<std::size_t> body_bytes;        // answer 200 with a body this large
 };
 
 class QdrantServer {
@@ -43,6 +44,7 @@ class QdrantServer {
   void with_model(const std::function<void(QdrantModel&)>& f);
   // Requests served so far, and the last request's headers (to check api-key).
   [[nodiscard]] std::uint64_t requests() const;
+  [[nodiscard]] std::uint64_t connections() const;
   [[nodiscard]] std::vector<std::pair<std::string, std::string>> last_headers() const;
 
  private:
