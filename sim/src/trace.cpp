@@ -29,45 +29,6 @@ Trace::Trace(Mode mode, std::size_t bound) : mode_(mode), bound_(bound) {
   if (mode_ == Mode::Bounded) ring_.reserve(bound_);
 }
 
-void Trace::mix(std::uint64_t v) noexcept {
-  // One multiply-xorshift round per word (the finaliser of MurmurHash3, keyed
-  // by the running state): cheap, order-sensitive, and address-free.
-  std::uint64_t h = hash_ ^ (v + 0x9e3779b97f4a7c15ull + (hash_ << 6) + (hash_ >> 2));
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdull;
-  h ^= h >> 33;
-  hash_ = h;
-}
-
-void Trace::store(TraceEvent&& event) {
-  if (mode_ == Mode::Full) {
-    ring_.push_back(std::move(event));
-  } else if (mode_ == Mode::Bounded) {
-    if (ring_.size() < bound_) {
-      ring_.push_back(std::move(event));
-    } else {
-      ring_[(count_ - 1) % bound_] = std::move(event);
-    }
-  }
-}
-
-void Trace::account(EventKind kind, TimePoint t, std::uint64_t seq, std::uint32_t track,
-                    std::int64_t value) noexcept {
-  ++count_;
-  mix(static_cast<std::uint64_t>(kind) << 32 | track);
-  mix(static_cast<std::uint64_t>(t.time_since_epoch().count()));
-  mix(seq);
-  mix(static_cast<std::uint64_t>(value));
-}
-
-void Trace::record(EventKind kind, TimePoint t, std::uint64_t seq, std::uint32_t track,
-                   std::int64_t value) noexcept {
-  account(kind, t, seq, track, value);
-  if (mode_ != Mode::HashOnly) {
-    store(TraceEvent{t.time_since_epoch().count(), seq, track, kind, value, {}});
-  }
-}
-
 void Trace::record(EventKind kind, TimePoint t, std::uint64_t seq, std::uint32_t track,
                    std::int64_t value, std::string_view label) {
   account(kind, t, seq, track, value);

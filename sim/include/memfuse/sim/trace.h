@@ -56,7 +56,12 @@ class Trace {
 
   // Hot path: no allocation, no label (Run, TimerFire, TimerCancel, ClockAdvance).
   void record(EventKind kind, TimePoint t, std::uint64_t seq, std::uint32_t track,
-              std::int64_t value) noexcept;
+              std::int64_t value) noexcept {
+    account(kind, t, seq, track, value);
+    if (mode_ != Mode::HashOnly) {
+      store(TraceEvent{t.time_since_epoch().count(), seq, track, kind, value, {}});
+    }
+  }
   // With a label (App, Fault, Blocking*): the label's text enters the hash.
   void record(EventKind kind, TimePoint t, std::uint64_t seq, std::uint32_t track,
               std::int64_t value, std::string_view label);
@@ -75,10 +80,31 @@ class Trace {
   [[nodiscard]] Result<void> write_chrome_json(const std::filesystem::path& path) const;
 
  private:
-  void mix(std::uint64_t v) noexcept;
+  // One multiply-xorshift round per word (the finaliser of MurmurHash3, keyed
+  // by the running state): cheap, order-sensitive, and address-free.
+  void mix(std::uint64_t v) noexcept {
+    std::uint64_t h = hash_ ^ (v + 0x9e3779b97f4a7c15ull + (hash_ << 6) + (hash_ >> 2));
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    hash_ = h;
+  }
+  // Every field enters the hash: two words, each field multiplied by an odd
+  // constant before folding so that no two fields cancel.
   void account(EventKind kind, TimePoint t, std::uint64_t seq, std::uint32_t track,
-               std::int64_t value) noexcept;
-  void store(TraceEvent&& event);
+               std::int64_t value) noexcept {
+    ++count_;
+    mix(static_cast<std::uint64_t>(t.time_since_epoch().count()) ^ (seq * 0x9e3779b97f4a7c15ull));
+    mix((static_cast<std::uint64_t>(kind) << 32 | track) ^
+        (static_cast<std::uint64_t>(value) * 0xc2b2ae3d27d4eb4full));
+  }
+  void store(TraceEvent&& event) {
+    if (mode_ == Mode::Bounded && ring_.size() == bound_) {
+      ring_[(count_ - 1) % bound_] = std::move(event);
+    } else if (mode_ != Mode::HashOnly) {
+      ring_.push_back(std::move(event));
+    }
+  }
 
   Mode mode_;
   std::size_t bound_;
