@@ -29,15 +29,20 @@ bool is_direct(const Executor& e, const SimContext& context) {
          &target->query(asio::execution::context) == &context;
 }
 
-// Delivers `handler(ec)` on `completion`: inline when the completion executor is
-// the context itself (we already run as an event of it), else posted.
-void deliver(const Executor& completion, const SimContext& context, WaitHandler handler,
-             std::error_code ec) {
-  if (is_direct(completion, context) && context.running_in_this_thread()) {
+void deliver(const Executor& completion, bool direct, const SimContext& context,
+             WaitHandler handler, std::error_code ec) {
+  if (direct && context.running_in_this_thread()) {
     handler(ec);
     return;
   }
   asio::post(completion.get(), [handler = std::move(handler), ec]() mutable { handler(ec); });
+}
+
+// Delivers `handler(ec)` on `completion`: inline when the completion executor is
+// the context itself (we already run as an event of it), else posted.
+void deliver(const Executor& completion, const SimContext& context, WaitHandler handler,
+             std::error_code ec) {
+  deliver(completion, is_direct(completion, context), context, std::move(handler), ec);
 }
 
 // A wait's state is shared with the context's scheduled event, so that a
@@ -46,18 +51,21 @@ void deliver(const Executor& completion, const SimContext& context, WaitHandler 
 class SimTimer final : public Timer {
  public:
   SimTimer(SimContext& context, Executor completion)
-      : context_(context), completion_(std::move(completion)) {}
+      : context_(context), completion_(std::move(completion)),
+        direct_(is_direct(completion_, context_)) {}
   ~SimTimer() override { cancel(); }
 
   void async_wait_until(TimePoint deadline, WaitHandler handler) override {
     // One outstanding wait at a time; a wait whose deadline fired is no
     // longer outstanding, even if its handler has not run yet.
     MEMFUSE_ASSERT(!wait_ || !context_.timer_pending(id_));
-    wait_ = std::make_shared<Wait>(Wait{std::move(handler)});
+    // Reuse the wait's state unless a fired, undelivered wait still holds it.
+    if (!wait_ || wait_.use_count() > 1) wait_ = std::make_shared<Wait>(Wait{{}, completion_});
+    wait_->handler = std::move(handler);
     id_ = context_.schedule_at(
         deadline,
-        [&context = context_, completion = completion_, wait = wait_] {
-          if (wait->handler) deliver(completion, context, std::move(wait->handler), {});
+        [context = &context_, direct = direct_, wait = wait_] {
+          if (wait->handler) deliver(wait->completion, direct, *context, std::move(wait->handler), {});
         },
         "timer");
   }
@@ -73,10 +81,12 @@ class SimTimer final : public Timer {
  private:
   struct Wait {
     WaitHandler handler;
+    Executor completion;
   };
 
   SimContext& context_;
   Executor completion_;
+  bool direct_;
   std::shared_ptr<Wait> wait_;
   std::uint64_t id_ = 0;
 };
