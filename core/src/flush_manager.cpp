@@ -198,6 +198,7 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   bool drain_deadline_passed_ = false;
   std::vector<std::move_only_function<void(DrainReport)>> drain_waiters_;
   std::unique_ptr<Timer> drain_timer_;
+  std::optional<TimePoint> drain_deadline_;  // armed drain deadline (strand only)
   std::unique_ptr<Timer> tick_timer_;
   std::move_only_function<void()> tick_handler_;
   bool tick_running_ = false;
@@ -671,7 +672,10 @@ void FlushManager::Impl::drain(TimePoint deadline,
       std::lock_guard lock(m.mutex_);
       m.tick_timer_->cancel();
       m.tick_running_ = false;
-      if (!now) {
+      // Several drains share one deadline: the earliest asked for.
+      if (!now && (!m.drain_deadline_ || deadline < *m.drain_deadline_)) {
+        if (m.drain_deadline_) m.drain_timer_->cancel();
+        m.drain_deadline_ = deadline;
         m.drain_timer_->async_wait_until(deadline, [w = m.weak_from_this()](std::error_code ec) {
           if (auto self = w.lock(); self && !ec) self->on_drain_deadline();
         });

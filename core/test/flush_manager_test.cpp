@@ -339,6 +339,24 @@ TEST(FlushManager, AtTheDrainDeadlineEveryUnfinishedTaskIsHandedBackWithItsPaylo
   EXPECT_EQ(h.rt.now() - h.rt.options().start, 10s);
 }
 
+TEST(FlushManager, ASecondDrainWithAnEarlierDeadlineWinsAndBothAreAnswered) {
+  Harness h(quiet_config(1));
+  ASSERT_TRUE(h.submit("hang", Priority::Normal, Script{{Behaviour::Hang}, {}}, 1h));
+  std::vector<std::pair<int, Duration>> reports;
+  h.manager->drain(h.rt.now() + 1h, [&](DrainReport r) {
+    reports.emplace_back(1, h.rt.now() - h.rt.options().start);
+    EXPECT_EQ(r.unfinished.size(), 1u);
+  });
+  h.manager->drain(h.rt.now() + 10s, [&](DrainReport r) {
+    reports.emplace_back(2, h.rt.now() - h.rt.options().start);
+    EXPECT_EQ(r.unfinished.size(), 1u);
+  });
+  h.manager->drain(h.rt.now() + 20s, [&](DrainReport) { reports.emplace_back(3, h.rt.now() - h.rt.options().start); });
+  h.run();
+  ASSERT_EQ(reports.size(), 3u);
+  for (const auto& [which, at] : reports) EXPECT_EQ(at, 10s) << "drain " << which;
+}
+
 TEST(FlushManager, StopCancelsEverythingAtOnce) {
   Harness h(quiet_config(2));
   for (int i = 0; i < 4; ++i) ASSERT_TRUE(h.submit(task_name(i), Priority::Low, ok(5s)));
