@@ -11,7 +11,8 @@
 // queued completes with operation_canceled, running work finishes, the pool
 // joins, then the io_context stops and its threads join; handlers still queued
 // then are destroyed without running. Drain your FlushManager and HybridBuffer
-// first.
+// first, and destroy every object that uses the runtime (timers, transports)
+// before the runtime itself.
 //
 // Thread-safety: every member may be called from any thread.
 #pragma once
