@@ -125,6 +125,16 @@ Result<sqlite3*> open_database(const SqliteStoreOptions& options) {
   return db;
 }
 
+Result<void> prepare_all(sqlite3* db,
+                         std::initializer_list<std::pair<Statement*, const char*>> statements) {
+  for (const auto& [stmt, sql] : statements) {
+    if (const int rc = stmt->prepare(db, sql); rc != SQLITE_OK) {
+      return std::unexpected(sqlite_error(db, rc, "preparing a statement"));
+    }
+  }
+  return {};
+}
+
 Result<void> run(sqlite3* db, Statement& s, std::string_view what) {
   const int rc = sqlite3_step(s.get());
   s.reset();

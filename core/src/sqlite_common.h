@@ -5,7 +5,9 @@
 
 #include <sqlite3.h>
 
+#include <initializer_list>
 #include <string_view>
+#include <utility>
 
 #include "memfuse/error.h"
 #include "memfuse/sqlite_round_store.h"
@@ -43,6 +45,10 @@ class Statement {
  private:
   sqlite3_stmt* stmt_ = nullptr;
 };
+
+// Prepares every statement in the list; the first failure is the error.
+[[nodiscard]] Result<void> prepare_all(
+    sqlite3* db, std::initializer_list<std::pair<Statement*, const char*>> statements);
 
 // Runs a statement that returns no rows (or ignores them), then resets it.
 [[nodiscard]] Result<void> run(sqlite3* db, Statement& s, std::string_view what);

@@ -73,7 +73,7 @@ Result<std::unique_ptr<SqliteRoundStore>> SqliteRoundStore::open(SqliteStoreOpti
   auto db = detail::open_database(options);
   if (!db) return std::unexpected(db.error());
   impl->db = *db;
-  const std::pair<Statement*, const char*> statements[] = {
+  if (auto ok = detail::prepare_all(impl->db, {
       {&impl->insert,
        "INSERT INTO rounds(id, session_id, user_id, seq, created_at_ns, messages) "
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING"},
@@ -87,11 +87,9 @@ Result<std::unique_ptr<SqliteRoundStore>> SqliteRoundStore::open(SqliteStoreOpti
       {&impl->begin, "BEGIN IMMEDIATE"},
       {&impl->commit, "COMMIT"},
       {&impl->rollback, "ROLLBACK"},
-  };
-  for (const auto& [stmt, sql] : statements) {
-    if (int r = stmt->prepare(impl->db, sql); r != SQLITE_OK) {
-      return std::unexpected(sqlite_error(impl->db, r, "preparing a statement"));
-    }
+      });
+      !ok) {
+    return std::unexpected(ok.error());
   }
   return std::unique_ptr<SqliteRoundStore>(new SqliteRoundStore(std::move(impl)));
 }

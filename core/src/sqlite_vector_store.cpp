@@ -33,7 +33,7 @@ Result<std::unique_ptr<SqliteVectorStore>> SqliteVectorStore::open(SqliteStoreOp
   if (!db) return std::unexpected(db.error());
   impl->db = *db;
   impl->dimension = dimension;
-  const std::pair<Statement*, const char*> statements[] = {
+  if (auto ok = detail::prepare_all(impl->db, {
       {&impl->insert,
        "INSERT INTO chunks(round_id, idx, session_id, text, vector) VALUES (?1, ?2, ?3, ?4, ?5) "
        "ON CONFLICT(round_id, idx) DO NOTHING"},
@@ -42,11 +42,9 @@ Result<std::unique_ptr<SqliteVectorStore>> SqliteVectorStore::open(SqliteStoreOp
       {&impl->begin, "BEGIN IMMEDIATE"},
       {&impl->commit, "COMMIT"},
       {&impl->rollback, "ROLLBACK"},
-  };
-  for (const auto& [stmt, sql] : statements) {
-    if (int r = stmt->prepare(impl->db, sql); r != SQLITE_OK) {
-      return std::unexpected(sqlite_error(impl->db, r, "preparing a statement"));
-    }
+      });
+      !ok) {
+    return std::unexpected(ok.error());
   }
   return std::unique_ptr<SqliteVectorStore>(new SqliteVectorStore(std::move(impl)));
 }
