@@ -114,6 +114,7 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
     std::optional<Error> last_error;
     bool last_was_timeout = false;
     std::shared_ptr<AttemptImpl> current;  // while Running
+    std::size_t slot = 0;                  // while Running: its worker slot
     std::unique_ptr<Timer> timer;          // backoff or admission wait
   };
 
@@ -128,6 +129,8 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   // Strand only.
   void pump();
   void start_ready_attempts(Actions& actions);
+  void enqueue(Task& task);
+  void schedule_pump();
   void start_attempt(Task& task, std::size_t slot, Actions& actions);
   void finish_attempt(std::uint64_t seq, int number, Result<void> result, Actions& actions);
   void deliver_completion(std::uint64_t seq, int number, Result<void> result);
@@ -362,15 +365,9 @@ Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
             });
       });
     } else {
-      task->state = State::Queued;
-      heap_.push_back(Key{spec.priority, seq});
-      std::push_heap(heap_.begin(), heap_.end(), HeapOrder{});
-      counters_.queue_depth_max = std::max(counters_.queue_depth_max, heap_.size());
+      enqueue(*task);
     }
-    if (!pump_posted_) {
-      pump_posted_ = true;
-      post([](Impl& m) { m.pump(); });
-    }
+    schedule_pump();
   }
   return id;
 }
@@ -399,6 +396,21 @@ void FlushManager::Impl::start_ready_attempts(Actions& actions) {
   }
 }
 
+// REQUIRES: mutex_ held. Puts the task in the queue under its own sequence number.
+void FlushManager::Impl::enqueue(Task& task) {
+  task.state = State::Queued;
+  heap_.push_back(Key{task.priority, task.seq});
+  std::push_heap(heap_.begin(), heap_.end(), HeapOrder{});
+  counters_.queue_depth_max = std::max(counters_.queue_depth_max, heap_.size());
+}
+
+// REQUIRES: mutex_ held. One pump handler in flight is enough for any number of tasks.
+void FlushManager::Impl::schedule_pump() {
+  if (pump_posted_) return;
+  pump_posted_ = true;
+  post([](Impl& m) { m.pump(); });
+}
+
 // REQUIRES: mutex_ held, on the strand, slot free.
 void FlushManager::Impl::start_attempt(Task& task, std::size_t slot, Actions& actions) {
   const TimePoint now = runtime_.clock().now();
@@ -407,6 +419,7 @@ void FlushManager::Impl::start_attempt(Task& task, std::size_t slot, Actions& ac
   ++counters_.started;
   if (task.attempts > 1) ++counters_.retried;
   slot_task_[slot] = task.seq;
+  task.slot = slot;
   slot_started_[slot] = now;
   const TimePoint deadline = now + task.timeout;
   slot_deadline_[slot] = deadline;
@@ -451,9 +464,8 @@ void FlushManager::Impl::finish_attempt(std::uint64_t seq, int number, Result<vo
   if (it == tasks_.end()) return;
   Task& task = it->second;
   if (task.state != State::Running || task.attempts != number) return;
-  const auto slot = static_cast<std::size_t>(
-      std::find(slot_task_.begin(), slot_task_.end(), seq) - slot_task_.begin());
-  MEMFUSE_ASSERT(slot < slot_task_.size());
+  const std::size_t slot = task.slot;
+  MEMFUSE_ASSERT(slot_task_[slot] == seq);
   latency_.add(runtime_.clock().now() - slot_started_[slot]);
   slot_task_[slot] = 0;
   --busy_slots_;
@@ -564,17 +576,12 @@ void FlushManager::Impl::after_failure(Task& task, Error error, bool timeout, Ac
 }
 
 void FlushManager::Impl::on_backoff_done(std::uint64_t seq) {
-  Actions actions;
   {
     std::lock_guard lock(mutex_);
     auto it = tasks_.find(seq);
     if (it == tasks_.end() || it->second.state != State::BackingOff) return;
-    Task& task = it->second;
-    task.state = State::Queued;
     --backing_off_;
-    heap_.push_back(Key{task.priority, task.seq});  // the original sequence number
-    std::push_heap(heap_.begin(), heap_.end(), HeapOrder{});
-    counters_.queue_depth_max = std::max(counters_.queue_depth_max, heap_.size());
+    enqueue(it->second);  // with its original sequence number
   }
   pump();
 }
@@ -635,15 +642,9 @@ void FlushManager::Impl::admit_waiters(Actions&) {
     }
     MEMFUSE_ASSERT(best != nullptr);
     --waiting_;
-    best->state = State::Queued;
     if (best->timer) best->timer->cancel();
-    heap_.push_back(Key{best->priority, best->seq});
-    std::push_heap(heap_.begin(), heap_.end(), HeapOrder{});
-    counters_.queue_depth_max = std::max(counters_.queue_depth_max, heap_.size());
-    if (!pump_posted_) {
-      pump_posted_ = true;
-      post([](Impl& m) { m.pump(); });
-    }
+    enqueue(*best);
+    schedule_pump();
   }
 }
 
@@ -711,9 +712,8 @@ void FlushManager::Impl::on_drain_deadline() {
         std::vector<std::function<void()>> h;
         task.current->try_cancel(h);  // a complete() racing us becomes a late completion
         for (auto& f : h) hooks.push_back(std::move(f));
-        const auto slot = static_cast<std::size_t>(
-            std::find(slot_task_.begin(), slot_task_.end(), seq) - slot_task_.begin());
-        slot_task_[slot] = 0;
+        MEMFUSE_ASSERT(slot_task_[task.slot] == seq);
+        slot_task_[task.slot] = 0;
         --busy_slots_;
       } else if (task.state == State::BackingOff || task.state == State::WaitingAdmission) {
         if (task.timer) task.timer->cancel();
