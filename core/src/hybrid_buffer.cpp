@@ -1,0 +1,733 @@
+#include "memfuse/hybrid_buffer.h"
+
+#include <algorithm>
+#include <atomic>
+#include <deque>
+#include <iterator>
+#include <map>
+#include <mutex>
+#include <unordered_set>
+#include <utility>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "memfuse/assert.h"
+#include "memfuse/chunker.h"
+#include "memfuse/executor.h"
+#include "memfuse/validation.h"
+
+namespace memfuse {
+
+namespace asio = boost::asio;
+
+std::string_view to_string(FlushTrigger t) noexcept {
+  switch (t) {
+    case FlushTrigger::Size: return "size";
+    case FlushTrigger::Timer: return "timer";
+    case FlushTrigger::Manual: return "manual";
+    case FlushTrigger::Drain: return "drain";
+  }
+  return "?";
+}
+
+Priority priority_of(FlushTrigger t) noexcept {
+  switch (t) {
+    case FlushTrigger::Size: return Priority::Normal;
+    case FlushTrigger::Timer: return Priority::Low;
+    case FlushTrigger::Manual: return Priority::High;
+    case FlushTrigger::Drain: return Priority::Critical;
+  }
+  return Priority::Normal;
+}
+
+std::string HybridBufferStats::to_json() const {
+  nlohmann::json j = {
+      {"total_rounds_received", total_rounds_received},
+      {"total_chunks_created", total_chunks_created},
+      {"total_flushes", total_flushes},
+      {"total_auto_flushes", total_auto_flushes},
+      {"total_manual_flushes", total_manual_flushes},
+      {"pending_flush_tasks", pending_flush_tasks},
+      {"current_buffer_size", {{"rounds", buffer_rounds}, {"chunks", buffer_chunks}}},
+      {"last_flush_time",
+       last_flush_time ? nlohmann::json(std::chrono::duration<double>(
+                                            last_flush_time->time_since_epoch())
+                                            .count())
+                       : nlohmann::json()},
+      {"total_successful_flushes", total_successful_flushes},
+      {"total_failed_flushes", total_failed_flushes},
+      {"flushes_by_trigger",
+       {{"size", flushes_by_trigger[0]},
+        {"timer", flushes_by_trigger[1]},
+        {"manual", flushes_by_trigger[2]},
+        {"drain", flushes_by_trigger[3]}}},
+      {"rounds_persisted", rounds_persisted},
+      {"rounds_restored", rounds_restored},
+      {"leg_writes_skipped", leg_writes_skipped},
+      {"flush_submit_rejected", flush_submit_rejected},
+      {"rejected_invalid", rejected_invalid},
+      {"rejected_overloaded", rejected_overloaded},
+      {"rejected_shutting_down", rejected_shutting_down},
+      {"in_flight_rounds", in_flight_rounds},
+      {"pending_rounds", pending_rounds},
+      {"pending_bytes", pending_bytes},
+      {"flush_manager_stats", nlohmann::json::parse(flush_manager.to_json())},
+  };
+  return j.dump(2);
+}
+
+namespace {
+
+struct Entry {
+  Round round;
+  std::vector<EmbeddedChunk> chunks;
+  std::size_t bytes = 0;
+};
+
+// Waits for a set of batches to become durable (flush()'s handler).
+struct FlushWaiter {
+  std::size_t remaining = 0;
+  bool done = false;
+  std::move_only_function<void(Result<void>)> handler;
+};
+
+struct Batch {
+  std::uint64_t number = 0;
+  FlushTrigger trigger = FlushTrigger::Size;
+  RoundBatch rounds;  // in seq order
+  ChunkBatch chunks;  // grouped by round, in round order
+  std::vector<std::size_t> chunk_counts;  // per round
+  std::size_t bytes = 0;
+  // Set by a leg's success, even a late one: the data is durable, whoever
+  // asked. Read by later attempts to skip the leg.
+  std::atomic<bool> rounds_acked{false};
+  std::atomic<bool> vectors_acked{false};
+  std::vector<std::shared_ptr<FlushWaiter>> waiters;  // under the buffer's mutex
+};
+
+using Callback = std::move_only_function<void()>;
+
+}  // namespace
+
+struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
+  Impl(Runtime& rt, FlushManager& fm, RoundStore& rs, VectorStore& vs, const Embedder& e,
+       HybridBufferOptions o, Logger l)
+      : runtime(rt),
+        manager(fm),
+        round_store(rs),
+        vector_store(vs),
+        embedder(e),
+        options(std::move(o)),
+        log(std::move(l)),
+        strand(asio::make_strand(rt.executor().get())),
+        strand_executor(asio::any_io_executor(strand)),
+        next_seq(options.first_seq) {}
+
+  Runtime& runtime;
+  FlushManager& manager;
+  RoundStore& round_store;
+  VectorStore& vector_store;
+  const Embedder& embedder;
+  HybridBufferOptions options;
+  Logger log;
+  asio::strand<asio::any_io_executor> strand;
+  Executor strand_executor;
+  std::unique_ptr<Timer> timer;  // strand only
+
+  mutable std::mutex mutex;  // the data lock: no I/O, no callbacks under it
+  std::deque<Entry> buffer;  // by seq
+  std::map<std::uint64_t, std::shared_ptr<Batch>> in_flight;  // by batch number
+  std::vector<Round> handed_back;  // drain: batches cancelled at the deadline
+  std::uint64_t next_seq;
+  std::uint64_t next_batch = 1;
+  std::size_t pending_rounds = 0, pending_bytes = 0;
+  bool size_trigger_blocked = false;  // the queue refused; wait for a completion
+  bool draining = false;
+  bool drained = false;
+  std::vector<std::move_only_function<void(HybridDrainReport)>> drain_handlers;
+  HybridBufferStats counters;
+
+  // Runs `f` on the strand, later.
+  void post(Callback f) {
+    asio::post(strand, [self = shared_from_this(), f = std::move(f)]() mutable { f(); });
+  }
+
+  // REQUIRES: mutex held. Moves the whole buffer into a new in-flight batch.
+  std::shared_ptr<Batch> cut(FlushTrigger trigger) {
+    if (buffer.empty()) return nullptr;
+    auto b = std::make_shared<Batch>();
+    b->number = next_batch++;
+    b->trigger = trigger;
+    auto rounds = std::make_shared<std::vector<Round>>();
+    auto chunks = std::make_shared<std::vector<EmbeddedChunk>>();
+    rounds->reserve(buffer.size());
+    b->chunk_counts.reserve(buffer.size());
+    for (auto& e : buffer) {
+      b->bytes += e.bytes;
+      b->chunk_counts.push_back(e.chunks.size());
+      std::move(e.chunks.begin(), e.chunks.end(), std::back_inserter(*chunks));
+      rounds->push_back(std::move(e.round));
+    }
+    buffer.clear();
+    b->rounds = std::move(rounds);
+    b->chunks = std::move(chunks);
+    in_flight.emplace(b->number, b);
+    ++counters.total_flushes;
+    ++counters.flushes_by_trigger[static_cast<std::size_t>(trigger)];
+    if (trigger == FlushTrigger::Size || trigger == FlushTrigger::Timer) ++counters.total_auto_flushes;
+    if (trigger == FlushTrigger::Manual) ++counters.total_manual_flushes;
+    return b;
+  }
+
+  // REQUIRES: mutex held; `b` was in flight. Puts its rounds back into the
+  // buffer ahead of newer ones, in seq order. Returns its waiters.
+  std::vector<std::shared_ptr<FlushWaiter>> restore(const std::shared_ptr<Batch>& b) {
+    in_flight.erase(b->number);
+    std::deque<Entry> back;
+    std::size_t c = 0;
+    for (std::size_t i = 0; i < b->rounds->size(); ++i) {
+      Entry e;
+      e.round = (*b->rounds)[i];
+      e.bytes = e.round.payload_bytes();
+      e.chunks.assign(b->chunks->begin() + static_cast<std::ptrdiff_t>(c),
+                      b->chunks->begin() + static_cast<std::ptrdiff_t>(c + b->chunk_counts[i]));
+      c += b->chunk_counts[i];
+      back.push_back(std::move(e));
+    }
+    std::deque<Entry> merged;
+    std::merge(std::make_move_iterator(back.begin()), std::make_move_iterator(back.end()),
+               std::make_move_iterator(buffer.begin()), std::make_move_iterator(buffer.end()),
+               std::back_inserter(merged),
+               [](const Entry& x, const Entry& y) { return x.round.seq < y.round.seq; });
+    buffer = std::move(merged);
+    return std::move(b->waiters);
+  }
+
+  // REQUIRES: mutex held; `b` was in flight. It leaves without returning to
+  // the buffer (persisted, or handed back by a drain).
+  std::vector<std::shared_ptr<FlushWaiter>> retire(const std::shared_ptr<Batch>& b) {
+    in_flight.erase(b->number);
+    pending_rounds -= b->rounds->size();
+    pending_bytes -= b->bytes;
+    return std::move(b->waiters);
+  }
+
+  void notify(std::vector<std::shared_ptr<FlushWaiter>> waiters, const Result<void>& result) {
+    std::vector<Callback> calls;
+    {
+      std::lock_guard lock(mutex);
+      for (auto& w : waiters) {
+        if (w->done) continue;
+        if (result) {
+          if (--w->remaining > 0) continue;
+        }
+        w->done = true;
+        if (w->handler) {
+          calls.push_back([h = std::move(w->handler), result]() mutable { h(result); });
+        }
+      }
+    }
+    for (auto& c : calls) post(std::move(c));
+  }
+
+  // Hands a cut batch to the FlushManager; if it refuses, the rounds go back.
+  void submit(const std::shared_ptr<Batch>& b) {
+    TaskSpec spec;
+    spec.kind = "hybrid";
+    spec.priority = priority_of(b->trigger);
+    spec.timeout = options.flush_timeout;
+    spec.payload = b;
+    std::weak_ptr<Impl> weak = weak_from_this();
+    spec.attempt = [weak, b](std::shared_ptr<Attempt> a) {
+      if (auto self = weak.lock()) {
+        self->run_attempt(b, std::move(a));
+      } else {
+        a->complete(fail(ErrorCode::ShuttingDown, false, "the buffer is gone"));
+      }
+    };
+    spec.on_complete = [weak, b](const TaskOutcome& outcome, std::shared_ptr<void>) {
+      if (auto self = weak.lock()) self->on_outcome(b, outcome);
+    };
+    auto id = manager.submit(std::move(spec));
+    if (id) return;
+    std::vector<std::shared_ptr<FlushWaiter>> waiters;
+    {
+      std::lock_guard lock(mutex);
+      if (!in_flight.contains(b->number)) return;
+      waiters = restore(b);
+      ++counters.flush_submit_rejected;
+      size_trigger_blocked = true;
+    }
+    log.warn("hybrid buffer: the flush queue refused a batch of {} rounds ({}); they stay buffered",
+             b->rounds->size(), id.error().to_string());
+    notify(std::move(waiters), std::unexpected(id.error()));
+  }
+
+  void run_attempt(const std::shared_ptr<Batch>& b, std::shared_ptr<Attempt> attempt) {
+    struct Legs {
+      std::mutex mutex;
+      int remaining = 0;
+      std::optional<Error> error;
+    };
+    auto legs = std::make_shared<Legs>();
+    const bool do_rounds = !b->rounds_acked.load();
+    const bool do_vectors = !b->vectors_acked.load();
+    legs->remaining = (do_rounds ? 1 : 0) + (do_vectors ? 1 : 0);
+    if (attempt->number() > 1 && (!do_rounds || !do_vectors)) {
+      std::lock_guard lock(mutex);
+      ++counters.leg_writes_skipped;
+    }
+    if (legs->remaining == 0) {
+      attempt->complete({});
+      return;
+    }
+    auto leg_done = [legs, attempt](Result<void> r) {
+      int left;
+      std::optional<Error> error;
+      {
+        std::lock_guard lock(legs->mutex);
+        if (!r && !legs->error) legs->error = r.error();
+        left = --legs->remaining;
+        error = legs->error;
+      }
+      if (left > 0) return;
+      if (error) {
+        attempt->complete(std::unexpected(*error));
+      } else {
+        attempt->complete({});
+      }
+    };
+    std::vector<StoreCallPtr> calls;
+    if (do_rounds) {
+      calls.push_back(round_store.put(b->rounds, strand_executor, [b, leg_done](Result<void> r) mutable {
+        if (r) b->rounds_acked.store(true);
+        leg_done(std::move(r));
+      }));
+    }
+    if (do_vectors) {
+      calls.push_back(vector_store.put(b->chunks, strand_executor, [b, leg_done](Result<void> r) mutable {
+        if (r) b->vectors_acked.store(true);
+        leg_done(std::move(r));
+      }));
+    }
+    attempt->on_cancel([calls] {
+      for (const auto& c : calls) c->cancel();
+    });
+  }
+
+  void on_outcome(const std::shared_ptr<Batch>& b, const TaskOutcome& outcome) {
+    std::vector<std::shared_ptr<FlushWaiter>> waiters;
+    std::optional<FlushFailure> failure;
+    Result<void> result;
+    {
+      std::lock_guard lock(mutex);
+      if (!in_flight.contains(b->number)) return;  // a drain handed it back already
+      size_trigger_blocked = false;
+      switch (outcome.status) {
+        case TaskStatus::Success:
+          waiters = retire(b);
+          ++counters.total_successful_flushes;
+          counters.rounds_persisted += b->rounds->size();
+          counters.last_flush_time = runtime.clock().now();
+          break;
+        case TaskStatus::Failed:
+        case TaskStatus::TimedOut: {
+          waiters = restore(b);
+          ++counters.total_failed_flushes;
+          counters.rounds_restored += b->rounds->size();
+          FlushFailure f{outcome.id, b->trigger,
+                         outcome.error.value_or(Error(ErrorCode::Timeout, "the flush timed out")),
+                         {}};
+          for (const auto& r : *b->rounds) f.rounds.push_back(r.id);
+          result = std::unexpected(f.error);
+          failure = std::move(f);
+          break;
+        }
+        case TaskStatus::Cancelled:
+          waiters = retire(b);
+          handed_back.insert(handed_back.end(), b->rounds->begin(), b->rounds->end());
+          result = std::unexpected(
+              outcome.error.value_or(Error(ErrorCode::Cancelled, "the flush was cancelled")));
+          break;
+      }
+    }
+    if (failure) {
+      log.error("hybrid buffer: flush {} of {} rounds failed for good ({}); the rounds are back in "
+                "the buffer, ahead of newer ones",
+                failure->task, failure->rounds.size(), failure->error.to_string());
+      if (options.on_flush_failed) {
+        post([self = shared_from_this(), f = std::move(*failure)] {
+          if (self->options.on_flush_failed) self->options.on_flush_failed(f);
+        });
+      }
+    }
+    notify(std::move(waiters), result);
+  }
+
+  void on_timer() {
+    std::shared_ptr<Batch> b;
+    {
+      std::lock_guard lock(mutex);
+      if (draining) return;
+      size_trigger_blocked = false;
+      b = cut(FlushTrigger::Timer);
+    }
+    if (b) submit(b);
+  }
+
+  void arm_timer() {
+    if (!options.buffer.enable_auto_flush) return;
+    timer->async_wait_until(runtime.clock().now() + options.buffer.auto_flush_interval,
+                            [w = weak_from_this()](std::error_code ec) {
+                              auto self = w.lock();
+                              if (!self || ec) return;
+                              {
+                                std::lock_guard lock(self->mutex);
+                                if (self->draining) return;
+                              }
+                              self->on_timer();
+                              self->arm_timer();
+                            });
+  }
+
+  void finish_drain(DrainReport report) {
+    HybridDrainReport out;
+    std::vector<std::move_only_function<void(HybridDrainReport)>> handlers;
+    std::vector<std::shared_ptr<FlushWaiter>> waiters;
+    {
+      std::lock_guard lock(mutex);
+      // Batches the manager handed back: their Cancelled outcomes may come
+      // later; take them now (on_outcome then finds them gone).
+      for (auto& u : report.unfinished) {
+        auto b = std::static_pointer_cast<Batch>(u.payload);
+        if (b && in_flight.contains(b->number)) {
+          auto w = retire(b);
+          waiters.insert(waiters.end(), w.begin(), w.end());
+          handed_back.insert(handed_back.end(), b->rounds->begin(), b->rounds->end());
+        }
+      }
+      out.unpersisted = std::move(handed_back);
+      handed_back.clear();
+      for (auto& e : buffer) out.unpersisted.push_back(std::move(e.round));
+      pending_rounds -= buffer.size();
+      for (auto& e : buffer) pending_bytes -= e.bytes;
+      buffer.clear();
+      for (auto& [n, b] : in_flight) {  // none expected: the manager has finished every task
+        out.unpersisted.insert(out.unpersisted.end(), b->rounds->begin(), b->rounds->end());
+        pending_rounds -= b->rounds->size();
+        pending_bytes -= b->bytes;
+        waiters.insert(waiters.end(), b->waiters.begin(), b->waiters.end());
+      }
+      in_flight.clear();
+      std::sort(out.unpersisted.begin(), out.unpersisted.end(),
+                [](const Round& x, const Round& y) { return x.seq < y.seq; });
+      out.completed_in_time = report.completed_in_time && out.unpersisted.empty();
+      drained = true;
+      handlers = std::move(drain_handlers);
+    }
+    if (!out.unpersisted.empty()) {
+      log.warn("hybrid buffer: drain handed back {} rounds it could not persist",
+               out.unpersisted.size());
+    }
+    notify(std::move(waiters),
+           fail(ErrorCode::ShuttingDown, false, "the buffer drained before the flush finished"));
+    for (auto& h : handlers) {
+      post([h = std::move(h), out]() mutable { h(std::move(out)); });
+    }
+  }
+};
+
+HybridBuffer::HybridBuffer(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HybridBuffer::~HybridBuffer() {
+  if (!impl_) return;
+  std::lock_guard lock(impl_->mutex);
+  MEMFUSE_ASSERT(impl_->drained || (impl_->pending_rounds == 0 && impl_->in_flight.empty()));
+}
+
+Result<std::unique_ptr<HybridBuffer>> HybridBuffer::create(Runtime& runtime, FlushManager& manager,
+                                                           RoundStore& rounds, VectorStore& vectors,
+                                                           const Embedder& embedder,
+                                                           HybridBufferOptions options,
+                                                           Logger logger) {
+  Config c;
+  c.buffer.hybrid_buffer = options.buffer;
+  c.chunking = options.chunking;
+  c.embedding.dimension = embedder.dimension();
+  if (auto ok = c.validate(); !ok) return std::unexpected(ok.error());
+  if (options.first_seq == 0) {
+    return fail(ErrorCode::InvalidArgument, false, "first_seq: must be at least 1");
+  }
+  if (options.flush_timeout && *options.flush_timeout <= Duration::zero()) {
+    return fail(ErrorCode::InvalidArgument, false, "flush_timeout: must be positive");
+  }
+  auto impl = std::make_shared<Impl>(runtime, manager, rounds, vectors, embedder,
+                                     std::move(options), std::move(logger));
+  impl->timer = runtime.make_timer(impl->strand_executor);
+  impl->post([impl = impl.get()] { impl->arm_timer(); });
+  manager.set_tick_handler([w = std::weak_ptr<Impl>(impl)] {
+    if (auto self = w.lock()) self->post([self] { self->on_timer(); });
+  });
+  return std::unique_ptr<HybridBuffer>(new HybridBuffer(std::move(impl)));
+}
+
+Result<AddReceipt> HybridBuffer::add(NewRound input) {
+  Impl& m = *impl_;
+  auto count_rejection = [&m](std::uint64_t HybridBufferStats::*field) {
+    std::lock_guard lock(m.mutex);
+    ++(m.counters.*field);
+  };
+  Round round;
+  round.session_id = std::move(input.session_id);
+  round.user_id = std::move(input.user_id);
+  round.messages = std::move(input.messages);
+  if (auto ok = validate_round(round, RoundLimits{m.options.buffer.max_message_bytes,
+                                                  m.options.buffer.max_messages_per_round});
+      !ok) {
+    count_rejection(&HybridBufferStats::rejected_invalid);
+    return std::unexpected(ok.error());
+  }
+  // Id, chunks and vectors outside the lock: they need no shared state.
+  const TimePoint now = m.runtime.clock().now();
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch());
+  round.id = make_round_id(static_cast<std::uint64_t>(ms.count()), m.runtime.random().next_u64(),
+                           m.runtime.random().next_u64());
+  round.created_at = now;
+  Entry e;
+  e.bytes = round.payload_bytes();
+  const std::vector<Chunk> chunks = chunk_round(round, m.options.chunking.chunk_size_bytes);
+  e.chunks.reserve(chunks.size());
+  for (const Chunk& c : chunks) {
+    auto v = m.embedder.embed(c.text);
+    if (!v) {
+      count_rejection(&HybridBufferStats::rejected_invalid);
+      return fail(ErrorCode::InvalidArgument, false,
+                  fmt::format("embedder: chunk {} of the round: {}", c.index, v.error().message()));
+    }
+    if (auto ok = validate_embedding(*v, m.embedder.dimension()); !ok) {
+      count_rejection(&HybridBufferStats::rejected_invalid);
+      return fail(ErrorCode::InvalidArgument, false,
+                  fmt::format("embedder: chunk {} of the round: {}", c.index, ok.error().message()));
+    }
+    e.chunks.push_back(EmbeddedChunk{c, std::move(*v)});
+  }
+
+  std::shared_ptr<Batch> batch;
+  AddReceipt receipt;
+  {
+    std::lock_guard lock(m.mutex);
+    if (m.draining) {
+      ++m.counters.rejected_shutting_down;
+      return fail(ErrorCode::ShuttingDown, false,
+                  "add: the buffer is draining and accepts no more rounds");
+    }
+    if (m.pending_rounds + 1 > m.options.buffer.max_pending_rounds ||
+        m.pending_bytes + e.bytes > m.options.buffer.max_pending_bytes) {
+      ++m.counters.rejected_overloaded;
+      return fail(ErrorCode::Overloaded, true,
+                  fmt::format("add: {} rounds / {} bytes are pending (limits "
+                              "buffer.hybrid_buffer.max_pending_rounds = {}, max_pending_bytes = {}); "
+                              "retry when flushes catch up",
+                              m.pending_rounds, m.pending_bytes, m.options.buffer.max_pending_rounds,
+                              m.options.buffer.max_pending_bytes));
+    }
+    e.round = std::move(round);
+    e.round.seq = m.next_seq++;
+    receipt = AddReceipt{e.round.id, e.round.seq, e.chunks.size()};
+    m.pending_rounds += 1;
+    m.pending_bytes += e.bytes;
+    ++m.counters.total_rounds_received;
+    m.counters.total_chunks_created += e.chunks.size();
+    m.buffer.push_back(std::move(e));
+    if (!m.size_trigger_blocked &&
+        m.buffer.size() >= static_cast<std::size_t>(m.options.buffer.max_size)) {
+      batch = m.cut(FlushTrigger::Size);
+    }
+  }
+  if (batch) m.submit(batch);
+  return receipt;
+}
+
+void HybridBuffer::flush(std::move_only_function<void(Result<void>)> on_durable) {
+  Impl& m = *impl_;
+  auto waiter = std::make_shared<FlushWaiter>();
+  waiter->handler = std::move(on_durable);
+  std::shared_ptr<Batch> batch;
+  {
+    std::lock_guard lock(m.mutex);
+    if (m.draining) {
+      waiter->done = true;
+      if (waiter->handler) {
+        m.post([h = std::move(waiter->handler)]() mutable {
+          h(fail(ErrorCode::ShuttingDown, false, "flush: the buffer is draining"));
+        });
+      }
+      return;
+    }
+    batch = m.cut(FlushTrigger::Manual);
+    waiter->remaining = m.in_flight.size();
+    for (auto& [n, b] : m.in_flight) b->waiters.push_back(waiter);
+    if (waiter->remaining == 0) {
+      waiter->done = true;
+      if (waiter->handler) m.post([h = std::move(waiter->handler)]() mutable { h({}); });
+    }
+  }
+  if (batch) m.submit(batch);
+}
+
+void HybridBuffer::get(RoundId id, std::move_only_function<void(Result<std::optional<Round>>)> done) {
+  Impl& m = *impl_;
+  std::optional<Round> found;
+  {
+    std::lock_guard lock(m.mutex);
+    for (const auto& e : m.buffer) {
+      if (e.round.id == id) {
+        found = e.round;
+        break;
+      }
+    }
+    for (auto it = m.in_flight.begin(); !found && it != m.in_flight.end(); ++it) {
+      for (const auto& r : *it->second->rounds) {
+        if (r.id == id) {
+          found = r;
+          break;
+        }
+      }
+    }
+  }
+  if (found) {
+    m.post([done = std::move(done), r = std::move(*found)]() mutable { done(std::move(r)); });
+    return;
+  }
+  (void)m.round_store.get(id, m.strand_executor, std::move(done));
+}
+
+void HybridBuffer::list(std::string session, std::size_t limit,
+                        std::move_only_function<void(Result<std::vector<Round>>)> done) {
+  Impl& m = *impl_;
+  std::vector<Round> memory;
+  {
+    std::lock_guard lock(m.mutex);
+    for (const auto& e : m.buffer) {
+      if (e.round.session_id == session) memory.push_back(e.round);
+    }
+    for (const auto& [n, b] : m.in_flight) {
+      for (const auto& r : *b->rounds) {
+        if (r.session_id == session) memory.push_back(r);
+      }
+    }
+  }
+  (void)m.round_store.list(
+      std::move(session), limit, m.strand_executor,
+      [memory = std::move(memory), limit, done = std::move(done)](
+          Result<std::vector<Round>> stored) mutable {
+        if (!stored) return done(std::unexpected(stored.error()));
+        std::vector<Round> all = std::move(memory);
+        all.insert(all.end(), std::make_move_iterator(stored->begin()),
+                   std::make_move_iterator(stored->end()));
+        std::stable_sort(all.begin(), all.end(),
+                         [](const Round& x, const Round& y) { return x.seq < y.seq; });
+        all.erase(std::unique(all.begin(), all.end(),
+                              [](const Round& x, const Round& y) { return x.id == y.id; }),
+                  all.end());
+        if (all.size() > limit) all.erase(all.begin(), all.end() - static_cast<std::ptrdiff_t>(limit));
+        done(std::move(all));
+      });
+}
+
+void HybridBuffer::search(std::string session, std::string text, std::size_t top_k,
+                          std::move_only_function<void(Result<std::vector<ScoredChunk>>)> done) {
+  Impl& m = *impl_;
+  auto query = m.embedder.embed(text);
+  if (query) {
+    if (auto ok = validate_embedding(*query, m.embedder.dimension()); !ok) {
+      query = std::unexpected(ok.error());
+    }
+  }
+  if (!query) {
+    m.post([done = std::move(done), e = query.error()]() mutable {
+      done(fail(ErrorCode::InvalidArgument, false, "search: the embedder failed: " + e.message()));
+    });
+    return;
+  }
+  std::vector<ScoredChunk> memory;
+  {
+    std::lock_guard lock(m.mutex);
+    auto consider = [&](const EmbeddedChunk& c) {
+      if (c.chunk.session_id == session) memory.push_back(ScoredChunk{c.chunk, cosine(*query, c.vector)});
+    };
+    for (const auto& e : m.buffer) {
+      for (const auto& c : e.chunks) consider(c);
+    }
+    for (const auto& [n, b] : m.in_flight) {
+      for (const auto& c : *b->chunks) consider(c);
+    }
+  }
+  (void)m.vector_store.search(
+      std::move(session), std::move(*query), top_k, m.strand_executor,
+      [memory = std::move(memory), top_k, done = std::move(done)](
+          Result<std::vector<ScoredChunk>> stored) mutable {
+        if (!stored) return done(std::unexpected(stored.error()));
+        std::vector<ScoredChunk> all = std::move(memory);
+        std::unordered_set<ChunkId> seen;
+        for (const auto& c : all) seen.insert(c.chunk.id);
+        for (auto& c : *stored) {
+          if (seen.insert(c.chunk.id).second) all.push_back(std::move(c));
+        }
+        std::sort(all.begin(), all.end(), [](const ScoredChunk& x, const ScoredChunk& y) {
+          if (x.score != y.score) return x.score > y.score;
+          return x.chunk.id.to_string() < y.chunk.id.to_string();
+        });
+        if (all.size() > top_k) all.resize(top_k);
+        done(std::move(all));
+      });
+}
+
+void HybridBuffer::drain(TimePoint deadline, std::move_only_function<void(HybridDrainReport)> done) {
+  Impl& m = *impl_;
+  std::shared_ptr<Batch> batch;
+  {
+    std::lock_guard lock(m.mutex);
+    m.drain_handlers.push_back(std::move(done));
+    if (m.draining) {
+      if (m.drained) {
+        auto handlers = std::move(m.drain_handlers);
+        for (auto& h : handlers) {
+          m.post([h = std::move(h)]() mutable { h(HybridDrainReport{true, {}}); });
+        }
+      }
+      return;
+    }
+    m.draining = true;
+    batch = m.cut(FlushTrigger::Drain);
+  }
+  m.post([self = impl_] { self->timer->cancel(); });
+  if (batch) m.submit(batch);
+  m.manager.drain(deadline, [self = impl_](DrainReport report) mutable {
+    self->post([self, report = std::move(report)]() mutable { self->finish_drain(std::move(report)); });
+  });
+}
+
+HybridBufferStats HybridBuffer::stats() const {
+  const Impl& m = *impl_;
+  HybridBufferStats s;
+  {
+    std::lock_guard lock(m.mutex);
+    s = m.counters;
+    s.pending_flush_tasks = m.in_flight.size();
+    s.buffer_rounds = m.buffer.size();
+    s.buffer_chunks = 0;
+    for (const auto& e : m.buffer) s.buffer_chunks += e.chunks.size();
+    s.in_flight_rounds = 0;
+    for (const auto& [n, b] : m.in_flight) s.in_flight_rounds += b->rounds->size();
+    s.pending_rounds = m.pending_rounds;
+    s.pending_bytes = m.pending_bytes;
+  }
+  s.flush_manager = m.manager.stats();
+  return s;
+}
+
+}  // namespace memfuse

@@ -1,0 +1,208 @@
+// The SQLite stores behind the asynchronous store ports, on BlockingWork.
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <system_error>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "memfuse/executor.h"
+#include "memfuse/sqlite_round_store.h"
+#include "memfuse/sqlite_vector_store.h"
+#include "memfuse/store.h"
+
+namespace memfuse {
+namespace {
+
+// Serialises the calls made through one adapter and scopes cancellation to
+// the call that is running: a cancel() that arrives after its call finished
+// (or before it started) never interrupts another call's statement.
+class Gate : public std::enable_shared_from_this<Gate> {
+ public:
+  explicit Gate(std::function<void()> interrupt) : interrupt_(std::move(interrupt)) {}
+
+  template <typename T, typename F>
+  Result<T> run(const CancelToken& token, F& f) {
+    std::lock_guard run_lock(run_mutex_);
+    std::uint64_t generation;
+    {
+      std::lock_guard lock(current_mutex_);
+      if (token.cancelled()) {
+        return fail(ErrorCode::Cancelled, false, "the store call was cancelled before it ran");
+      }
+      generation = ++generation_;
+      running_ = generation;
+    }
+    token.on_cancel([self = shared_from_this(), generation] {
+      std::lock_guard lock(self->current_mutex_);
+      if (self->running_ == generation) self->interrupt_();
+    });
+    Result<T> result = f();
+    std::lock_guard lock(current_mutex_);
+    running_ = 0;
+    return result;
+  }
+
+  // What interrupt_ points into: kept alive by the gate.
+  std::shared_ptr<void> keep_alive_;
+
+ private:
+  std::function<void()> interrupt_;
+  std::mutex run_mutex_;
+  std::mutex current_mutex_;
+  std::uint64_t generation_ = 0;
+  std::uint64_t running_ = 0;  // the generation of the running call; 0: none
+};
+
+class BlockingCall final : public StoreCall {
+ public:
+  void cancel() noexcept override {
+    std::shared_ptr<BlockingHandle> h;
+    {
+      std::lock_guard lock(mutex_);
+      cancelled_ = true;
+      h = handle_;
+    }
+    if (h) h->cancel();
+  }
+  void set(std::shared_ptr<BlockingHandle> handle) {
+    bool cancel_now;
+    {
+      std::lock_guard lock(mutex_);
+      handle_ = handle;
+      cancel_now = cancelled_;
+    }
+    if (cancel_now) handle->cancel();
+  }
+
+ private:
+  std::mutex mutex_;
+  bool cancelled_ = false;
+  std::shared_ptr<BlockingHandle> handle_;
+};
+
+// Runs `work` (returning Result<T>) through the gate on the blocking port.
+template <typename T, typename Work>
+StoreCallPtr submit(Runtime& runtime, std::string_view kind, const std::shared_ptr<Gate>& gate,
+                    const Executor& completion, Work work, StoreHandler<T> done) {
+  struct State {
+    std::optional<Result<T>> result;
+    StoreHandler<T> done;
+  };
+  auto state = std::make_shared<State>();
+  state->done = std::move(done);
+  auto call = std::make_shared<BlockingCall>();
+  auto handle = runtime.blocking().submit(
+      kind, completion,
+      [state, gate, work = std::move(work)](const CancelToken& token) mutable {
+        state->result.emplace(gate->run<T>(token, work));
+      },
+      [state](std::error_code ec) {
+        if (!ec && state->result) {
+          state->done(std::move(*state->result));
+        } else if (ec == std::errc::resource_unavailable_try_again) {
+          state->done(fail(ErrorCode::Unavailable, true,
+                           "sqlite: the blocking-work pool's queue is full; retry later"));
+        } else {
+          state->done(fail(ErrorCode::Cancelled, false, "sqlite: the store call was cancelled"));
+        }
+      });
+  call->set(std::move(handle));
+  return call;
+}
+
+class SqliteRoundStoreAdapter final : public RoundStore {
+ public:
+  SqliteRoundStoreAdapter(Runtime& runtime, std::shared_ptr<SqliteRoundStore> store)
+      : runtime_(runtime),
+        store_(std::move(store)),
+        gate_(std::make_shared<Gate>([s = store_.get()] { s->interrupt(); })) {
+    gate_->keep_alive_ = store_;
+  }
+
+  StoreCallPtr put(RoundBatch rounds, const Executor& completion,
+                   StoreHandler<void> done) override {
+    return submit<void>(
+        runtime_, "sqlite.write", gate_, completion,
+        [s = store_, rounds = std::move(rounds)]() -> Result<void> {
+          auto n = s->put(*rounds);
+          if (!n) return std::unexpected(n.error());
+          return {};
+        },
+        std::move(done));
+  }
+
+  StoreCallPtr get(RoundId id, const Executor& completion,
+                   StoreHandler<std::optional<Round>> done) override {
+    return submit<std::optional<Round>>(
+        runtime_, "sqlite.read", gate_, completion, [s = store_, id] { return s->get(id); },
+        std::move(done));
+  }
+
+  StoreCallPtr list(std::string session, std::size_t limit, const Executor& completion,
+                    StoreHandler<std::vector<Round>> done) override {
+    return submit<std::vector<Round>>(
+        runtime_, "sqlite.read", gate_, completion,
+        [s = store_, session = std::move(session), limit] { return s->list(session, limit); },
+        std::move(done));
+  }
+
+ private:
+  Runtime& runtime_;
+  std::shared_ptr<SqliteRoundStore> store_;
+  std::shared_ptr<Gate> gate_;
+};
+
+class SqliteVectorStoreAdapter final : public VectorStore {
+ public:
+  SqliteVectorStoreAdapter(Runtime& runtime, std::shared_ptr<SqliteVectorStore> store)
+      : runtime_(runtime),
+        store_(std::move(store)),
+        gate_(std::make_shared<Gate>([s = store_.get()] { s->interrupt(); })) {
+    gate_->keep_alive_ = store_;
+  }
+
+  StoreCallPtr put(ChunkBatch chunks, const Executor& completion,
+                   StoreHandler<void> done) override {
+    return submit<void>(
+        runtime_, "sqlite.vectors.write", gate_, completion,
+        [s = store_, chunks = std::move(chunks)]() -> Result<void> {
+          auto n = s->put(*chunks);
+          if (!n) return std::unexpected(n.error());
+          return {};
+        },
+        std::move(done));
+  }
+
+  StoreCallPtr search(std::string session, std::vector<float> query, std::size_t top_k,
+                      const Executor& completion,
+                      StoreHandler<std::vector<ScoredChunk>> done) override {
+    return submit<std::vector<ScoredChunk>>(
+        runtime_, "sqlite.vectors.read", gate_, completion,
+        [s = store_, session = std::move(session), query = std::move(query), top_k] {
+          return s->search(session, query, top_k);
+        },
+        std::move(done));
+  }
+
+ private:
+  Runtime& runtime_;
+  std::shared_ptr<SqliteVectorStore> store_;
+  std::shared_ptr<Gate> gate_;
+};
+
+}  // namespace
+
+std::unique_ptr<RoundStore> make_sqlite_round_store(Runtime& runtime,
+                                                    std::shared_ptr<SqliteRoundStore> store) {
+  return std::make_unique<SqliteRoundStoreAdapter>(runtime, std::move(store));
+}
+
+std::unique_ptr<VectorStore> make_sqlite_vector_store(Runtime& runtime,
+                                                      std::shared_ptr<SqliteVectorStore> store) {
+  return std::make_unique<SqliteVectorStoreAdapter>(runtime, std::move(store));
+}
+
+}  // namespace memfuse
