@@ -98,6 +98,8 @@ Result<std::size_t> SqliteRoundStore::put(std::span<const Round> rounds) {
   std::lock_guard lock(impl_->mutex);
   sqlite3* db = impl_->db;
   auto step = [&](Statement& s, std::string_view what) { return detail::run(db, s, what); };
+  // An interrupted ROLLBACK can leave a transaction open: close it first.
+  if (!sqlite3_get_autocommit(db)) (void)step(impl_->rollback, "ROLLBACK");
   if (auto ok = step(impl_->begin, "BEGIN"); !ok) return std::unexpected(ok.error());
   std::size_t inserted = 0;
   for (const Round& r : rounds) {

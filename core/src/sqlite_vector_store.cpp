@@ -58,6 +58,7 @@ Result<std::size_t> SqliteVectorStore::put(std::span<const EmbeddedChunk> chunks
   }
   std::lock_guard lock(impl_->mutex);
   sqlite3* db = impl_->db;
+  if (!sqlite3_get_autocommit(db)) (void)detail::run(db, impl_->rollback, "ROLLBACK");
   if (auto ok = detail::run(db, impl_->begin, "BEGIN"); !ok) return std::unexpected(ok.error());
   std::size_t inserted = 0;
   for (const auto& c : chunks) {

@@ -3,7 +3,9 @@
 
 #include <sqlite3.h>
 
+#include <atomic>
 #include <filesystem>
+#include <thread>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -164,6 +166,39 @@ TEST_F(OverFaultVfs, WithSynchronousFullAcknowledgedRoundsSurviveACrash) {
   for (const Round& r : acknowledged) EXPECT_EQ(restarted->get(r.id).value(), r) << r.seq;
   EXPECT_GE(restarted->count().value(), acknowledged.size());
   EXPECT_LE(restarted->count().value(), acknowledged.size() + 1);
+}
+
+}  // namespace
+}  // namespace memfuse
+
+namespace memfuse {
+namespace {
+
+// interrupt() from another thread aborts the running put: the transaction
+// rolls back (nothing stored), the error is Cancelled, and the connection
+// stays usable. The interrupter spins before put() starts, so it always lands
+// inside the put; the put is large so it cannot finish first.
+TEST(SqliteRoundStore, InterruptAbortsTheRunningPutAndRollsBack) {
+  TempDir dir;
+  auto store = SqliteRoundStore::open({(dir.path / "m.db").string(), SqliteSynchronous::Normal, 1000, {}});
+  ASSERT_TRUE(store.has_value());
+  std::vector<Round> rounds;
+  for (std::uint64_t i = 1; i <= 50'000; ++i) rounds.push_back(make_round(i, "s", "content"));
+  std::atomic<bool> spinning{false}, stop{false};
+  std::thread interrupter([&] {
+    while (!stop.load()) {
+      spinning.store(true);
+      (*store)->interrupt();
+    }
+  });
+  while (!spinning.load()) std::this_thread::yield();
+  auto r = (*store)->put(rounds);
+  stop.store(true);
+  interrupter.join();
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code(), ErrorCode::Cancelled) << r.error().to_string();
+  EXPECT_EQ((*store)->count().value(), 0u) << "rolled back";
+  EXPECT_EQ((*store)->put(std::span(rounds).first(10)).value(), 10u) << "the connection still works";
 }
 
 }  // namespace
