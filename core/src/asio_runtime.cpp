@@ -36,12 +36,25 @@ void post_done(const Executor& completion, WaitHandler done, std::error_code ec)
   asio::post(completion.get(), [done = std::move(done), ec]() mutable { done(ec); });
 }
 
+// The steady clock, anchored once at construction to Unix time: monotonic
+// like steady_clock, and its readings are meaningful across processes (round
+// ids are UUIDv7, whose first 48 bits are Unix milliseconds; created_at is
+// stored). Timers convert back to steady_clock with the same offset.
 class SteadyClock final : public Clock {
  public:
+  SteadyClock()
+      : offset_(std::chrono::duration_cast<Duration>(
+            std::chrono::system_clock::now().time_since_epoch() -
+            std::chrono::steady_clock::now().time_since_epoch())) {}
   TimePoint now() const noexcept override {
     return TimePoint(std::chrono::duration_cast<Duration>(
-        std::chrono::steady_clock::now().time_since_epoch()));
+                         std::chrono::steady_clock::now().time_since_epoch()) +
+                     offset_);
   }
+  [[nodiscard]] Duration offset() const noexcept { return offset_; }
+
+ private:
+  Duration offset_;
 };
 
 class LockedRandom final : public Random {
@@ -59,14 +72,14 @@ class LockedRandom final : public Random {
 
 class AsioTimer final : public Timer {
  public:
-  AsioTimer(asio::io_context& ioc, Executor completion)
-      : timer_(ioc), completion_(std::move(completion)) {}
+  AsioTimer(asio::io_context& ioc, Executor completion, Duration clock_offset)
+      : timer_(ioc), completion_(std::move(completion)), offset_(clock_offset) {}
   ~AsioTimer() override { timer_.cancel(); }
 
   void async_wait_until(TimePoint deadline, WaitHandler handler) override {
     timer_.expires_at(std::chrono::steady_clock::time_point(
         std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-            deadline.time_since_epoch())));
+            deadline.time_since_epoch() - offset_)));
     timer_.async_wait(asio::bind_executor(
         completion_.get(), [handler = std::move(handler)](const boost::system::error_code& ec) mutable {
           handler(to_std(ec));
@@ -77,6 +90,7 @@ class AsioTimer final : public Timer {
  private:
   asio::steady_timer timer_;
   Executor completion_;
+  Duration offset_;
 };
 
 // One submitted function. Its state moves Queued -> Running -> Finished, or
@@ -244,7 +258,7 @@ Clock& AsioRuntime::clock() noexcept { return impl_->clock; }
 Random& AsioRuntime::random() noexcept { return impl_->random; }
 BlockingWork& AsioRuntime::blocking() noexcept { return impl_->pool; }
 std::unique_ptr<Timer> AsioRuntime::make_timer(const Executor& completion) {
-  return std::make_unique<AsioTimer>(impl_->ioc, completion);
+  return std::make_unique<AsioTimer>(impl_->ioc, completion, impl_->clock.offset());
 }
 
 }  // namespace memfuse

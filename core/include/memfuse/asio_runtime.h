@@ -1,7 +1,8 @@
 // AsioRuntime: the production runtime.
 //
 //   - executor: an io_context run by `io_threads` threads;
-//   - clock: std::chrono::steady_clock;
+//   - clock: std::chrono::steady_clock, anchored at construction to Unix time
+//     (monotonic, and its milliseconds are Unix milliseconds for round ids);
 //   - timers: asio::steady_timer;
 //   - random: xoshiro256** seeded from std::random_device, or from `seed`;
 //   - blocking work: a pool of `blocking_threads` threads with a queue of at
