@@ -124,6 +124,20 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   Result<TaskId> submit(TaskSpec spec);
   FlushStats stats() const;
   void set_tick_handler(std::move_only_function<void()> fn);
+  void observe(FlushEvent::Kind kind, const Task& task, std::size_t slot = 0) {
+    if (!observer_) return;
+    FlushEvent e;
+    e.kind = kind;
+    e.seq = task.seq;
+    e.priority = task.priority;
+    e.attempt = task.attempts;
+    e.slot = slot;
+    e.at = runtime_.clock().now();
+    if (kind != FlushEvent::Kind::Queued && kind != FlushEvent::Kind::Finished) {
+      e.deadline = slot_deadline_[slot];
+    }
+    observer_(e);
+  }
   void drain(TimePoint deadline, std::move_only_function<void(DrainReport)> done, bool now);
 
   // Strand only.
@@ -204,6 +218,7 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   std::optional<TimePoint> drain_deadline_;  // armed drain deadline (strand only)
   std::unique_ptr<Timer> tick_timer_;
   std::move_only_function<void()> tick_handler_;
+  FlushObserver observer_;  // under mutex_
   bool tick_running_ = false;
   FlushStats counters_;
   detail::LatencyHistogram latency_;
@@ -402,6 +417,7 @@ void FlushManager::Impl::enqueue(Task& task) {
   heap_.push_back(Key{task.priority, task.seq});
   std::push_heap(heap_.begin(), heap_.end(), HeapOrder{});
   counters_.queue_depth_max = std::max(counters_.queue_depth_max, heap_.size());
+  observe(FlushEvent::Kind::Queued, task);
 }
 
 // REQUIRES: mutex_ held. One pump handler in flight is enough for any number of tasks.
@@ -426,6 +442,7 @@ void FlushManager::Impl::start_attempt(Task& task, std::size_t slot, Actions& ac
   ++busy_slots_;
   task.current = std::make_shared<AttemptImpl>(weak_from_this(), task.seq, task.id,
                                                task.attempts, deadline);
+  observe(FlushEvent::Kind::Started, task, slot);
   if (!armed_deadline_ || deadline < *armed_deadline_) rearm_deadline_timer();
   // The attempt function is user code: run it after unlocking. The task
   // cannot be erased before then: only strand handlers erase, and we are one.
@@ -467,6 +484,7 @@ void FlushManager::Impl::finish_attempt(std::uint64_t seq, int number, Result<vo
   const std::size_t slot = task.slot;
   MEMFUSE_ASSERT(slot_task_[slot] == seq);
   latency_.add(runtime_.clock().now() - slot_started_[slot]);
+  observe(FlushEvent::Kind::Completed, task, slot);
   slot_task_[slot] = 0;
   --busy_slots_;
   task.current.reset();
@@ -528,6 +546,7 @@ void FlushManager::Impl::time_out_slot(std::size_t slot, std::vector<std::functi
   if (!task.current->try_cancel(hooks)) return;
   ++counters_.attempt_timeouts;
   latency_.add(runtime_.clock().now() - slot_started_[slot]);
+  observe(FlushEvent::Kind::TimedOut, task, slot);
   slot_task_[slot] = 0;  // the worker is free at the deadline itself
   --busy_slots_;
   const int number = task.attempts;
@@ -607,6 +626,16 @@ void FlushManager::Impl::on_admission_timeout(std::uint64_t seq) {
 // REQUIRES: mutex_ held, on the strand. Gives the task its one final outcome.
 void FlushManager::Impl::finish_task(Task& task, TaskStatus status, std::optional<Error> error,
                                      Actions& actions) {
+  if (observer_) {
+    FlushEvent e;
+    e.kind = FlushEvent::Kind::Finished;
+    e.seq = task.seq;
+    e.priority = task.priority;
+    e.attempt = task.attempts;
+    e.at = runtime_.clock().now();
+    e.status = status;
+    observer_(e);
+  }
   switch (status) {
     case TaskStatus::Success:
       ++counters_.succeeded;
@@ -814,6 +843,11 @@ FlushManager::~FlushManager() {
 Result<TaskId> FlushManager::submit(TaskSpec task) { return impl_->submit(std::move(task)); }
 void FlushManager::set_tick_handler(std::move_only_function<void()> on_tick) {
   impl_->set_tick_handler(std::move(on_tick));
+}
+
+void FlushManager::set_observer(FlushObserver observer) {
+  std::lock_guard lock(impl_->mutex_);
+  impl_->observer_ = std::move(observer);
 }
 void FlushManager::drain(TimePoint deadline, std::move_only_function<void(DrainReport)> done) {
   impl_->drain(deadline, std::move(done), false);

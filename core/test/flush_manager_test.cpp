@@ -465,3 +465,26 @@ TEST(FlushManager, BadInputGetsAClearError) {
 
 }  // namespace
 }  // namespace memfuse
+
+namespace memfuse {
+namespace {
+
+TEST(FlushManagerObserver, SeesQueueStartEndAndFinishInOrder) {
+  Harness h(quiet_config(1));
+  std::vector<std::string> events;
+  h.manager->set_observer([&](const FlushEvent& e) {
+    static constexpr const char* kNames[] = {"queued", "started", "completed", "timed_out", "finished"};
+    events.push_back(std::string(kNames[static_cast<int>(e.kind)]) + ":" + std::to_string(e.seq) + "@" +
+                     std::to_string(std::chrono::duration_cast<std::chrono::seconds>(
+                                        e.at - h.rt.options().start).count()));
+  });
+  ASSERT_TRUE(h.submit("a", Priority::Normal, Script{{Behaviour::Hang, Behaviour::Succeed}, 1s}, 2s));
+  h.run();
+  // Attempt 1 hangs and times out at 2 s; the retry is queued after the
+  // backoff (100 ms, shown as 2 s) and completes 1 s later.
+  EXPECT_THAT(events, ElementsAre("queued:1@0", "started:1@0", "timed_out:1@2", "queued:1@2",
+                                  "started:1@2", "completed:1@3", "finished:1@3"));
+}
+
+}  // namespace
+}  // namespace memfuse

@@ -174,6 +174,29 @@ struct FlushStats {
   [[nodiscard]] std::string to_json() const;
 };
 
+// What the manager does, event by event, for an observer (metrics, the
+// simulator's invariant checkers). `seq` is the task's sequence number, the
+// second half of its ordering key.
+struct FlushEvent {
+  enum class Kind : std::uint8_t {
+    Queued,    // entered the queue (first time, or again after a backoff)
+    Started,   // an attempt started on a worker slot
+    Completed, // the attempt reported (success or failure) and freed its slot
+    TimedOut,  // the attempt hit its deadline and freed its slot
+    Finished,  // the task's final outcome (status)
+  };
+  Kind kind = Kind::Queued;
+  std::uint64_t seq = 0;
+  Priority priority = Priority::Normal;
+  int attempt = 0;                 // Started, Completed, TimedOut
+  std::size_t slot = 0;            // Started, Completed, TimedOut
+  TimePoint at{};                  // runtime clock
+  TimePoint deadline{};            // Started, Completed, TimedOut: the attempt's deadline
+  TaskStatus status = TaskStatus::Success;  // Finished
+};
+
+using FlushObserver = std::function<void(const FlushEvent&)>;
+
 class FlushManager {
  public:
   // Validates the configuration (InvalidArgument names the key) and starts
@@ -195,6 +218,11 @@ class FlushManager {
   // The auto-flush tick: every flush_interval while enable_auto_flush, on the
   // strand. Replaces any earlier handler. HybridBuffer uses it for LOW flushes.
   void set_tick_handler(std::move_only_function<void()> on_tick);
+
+  // Receives every FlushEvent, synchronously and in order, on the strand
+  // under the manager's lock: it must be quick and must not call the
+  // manager. Set it before the first submit(). Replaces any earlier one.
+  void set_observer(FlushObserver observer);
 
   // Stops intake, runs what is queued, waits for attempts in flight. At
   // `deadline` cancels what remains. `done` receives the report, once.
