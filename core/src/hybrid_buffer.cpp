@@ -711,6 +711,21 @@ void HybridBuffer::drain(TimePoint deadline, std::move_only_function<void(Hybrid
   });
 }
 
+HybridBuffer::Pending HybridBuffer::pending() const {
+  const Impl& m = *impl_;
+  Pending p;
+  std::lock_guard lock(m.mutex);
+  p.buffered.reserve(m.buffer.size());
+  for (const auto& e : m.buffer) p.buffered.push_back(e.round.id);
+  std::vector<const Round*> flying;
+  for (const auto& [n, b] : m.in_flight) {
+    for (const auto& r : *b->rounds) flying.push_back(&r);
+  }
+  std::sort(flying.begin(), flying.end(), [](const Round* x, const Round* y) { return x->seq < y->seq; });
+  for (const Round* r : flying) p.in_flight.push_back(r->id);
+  return p;
+}
+
 HybridBufferStats HybridBuffer::stats() const {
   const Impl& m = *impl_;
   HybridBufferStats s;

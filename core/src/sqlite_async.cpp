@@ -118,8 +118,10 @@ class SqliteRoundStoreAdapter final : public RoundStore {
   SqliteRoundStoreAdapter(Runtime& runtime, std::shared_ptr<SqliteRoundStore> store)
       : runtime_(runtime),
         store_(std::move(store)),
-        gate_(std::make_shared<Gate>([s = store_.get()] { s->interrupt(); })) {
+        gate_(std::make_shared<Gate>([s = store_.get()] { s->interrupt(); })),
+        read_gate_(std::make_shared<Gate>([s = store_.get()] { s->interrupt_reads(); })) {
     gate_->keep_alive_ = store_;
+    read_gate_->keep_alive_ = store_;
   }
 
   StoreCallPtr put(RoundBatch rounds, const Executor& completion,
@@ -137,14 +139,14 @@ class SqliteRoundStoreAdapter final : public RoundStore {
   StoreCallPtr get(RoundId id, const Executor& completion,
                    StoreHandler<std::optional<Round>> done) override {
     return submit<std::optional<Round>>(
-        runtime_, "sqlite.read", gate_, completion, [s = store_, id] { return s->get(id); },
+        runtime_, "sqlite.read", read_gate_, completion, [s = store_, id] { return s->get(id); },
         std::move(done));
   }
 
   StoreCallPtr list(std::string session, std::size_t limit, const Executor& completion,
                     StoreHandler<std::vector<Round>> done) override {
     return submit<std::vector<Round>>(
-        runtime_, "sqlite.read", gate_, completion,
+        runtime_, "sqlite.read", read_gate_, completion,
         [s = store_, session = std::move(session), limit] { return s->list(session, limit); },
         std::move(done));
   }
@@ -152,7 +154,8 @@ class SqliteRoundStoreAdapter final : public RoundStore {
  private:
   Runtime& runtime_;
   std::shared_ptr<SqliteRoundStore> store_;
-  std::shared_ptr<Gate> gate_;
+  std::shared_ptr<Gate> gate_;       // writes
+  std::shared_ptr<Gate> read_gate_;  // reads: never queue behind a write
 };
 
 class SqliteVectorStoreAdapter final : public VectorStore {
@@ -160,14 +163,16 @@ class SqliteVectorStoreAdapter final : public VectorStore {
   SqliteVectorStoreAdapter(Runtime& runtime, std::shared_ptr<SqliteVectorStore> store)
       : runtime_(runtime),
         store_(std::move(store)),
-        gate_(std::make_shared<Gate>([s = store_.get()] { s->interrupt(); })) {
+        gate_(std::make_shared<Gate>([s = store_.get()] { s->interrupt(); })),
+        read_gate_(std::make_shared<Gate>([s = store_.get()] { s->interrupt_reads(); })) {
     gate_->keep_alive_ = store_;
+    read_gate_->keep_alive_ = store_;
   }
 
   StoreCallPtr put(ChunkBatch chunks, const Executor& completion,
                    StoreHandler<void> done) override {
     return submit<void>(
-        runtime_, "sqlite.vectors.write", gate_, completion,
+        runtime_, "sqlite.write.vectors", gate_, completion,
         [s = store_, chunks = std::move(chunks)]() -> Result<void> {
           auto n = s->put(*chunks);
           if (!n) return std::unexpected(n.error());
@@ -180,7 +185,7 @@ class SqliteVectorStoreAdapter final : public VectorStore {
                       const Executor& completion,
                       StoreHandler<std::vector<ScoredChunk>> done) override {
     return submit<std::vector<ScoredChunk>>(
-        runtime_, "sqlite.vectors.read", gate_, completion,
+        runtime_, "sqlite.read.vectors", read_gate_, completion,
         [s = store_, session = std::move(session), query = std::move(query), top_k] {
           return s->search(session, query, top_k);
         },
@@ -190,7 +195,8 @@ class SqliteVectorStoreAdapter final : public VectorStore {
  private:
   Runtime& runtime_;
   std::shared_ptr<SqliteVectorStore> store_;
-  std::shared_ptr<Gate> gate_;
+  std::shared_ptr<Gate> gate_;       // writes
+  std::shared_ptr<Gate> read_gate_;  // reads: never queue behind a write
 };
 
 }  // namespace

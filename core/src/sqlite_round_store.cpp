@@ -42,12 +42,21 @@ Result<std::vector<Message>> decode_messages(std::string_view text) {
 }  // namespace
 
 struct SqliteRoundStore::Impl {
+  // Two connections: writes on `db`, reads on `read_db`. In WAL mode readers
+  // never wait for a writer, so a flush stalled inside SQLite (a slow fsync,
+  // a busy lock) does not hold up get() and list().
   sqlite3* db = nullptr;
-  std::mutex mutex;  // one statement at a time
-  Statement insert, select_one, select_session, count, max_seq, begin, commit, rollback;
+  sqlite3* read_db = nullptr;
+  std::mutex mutex;       // one write statement at a time
+  std::mutex read_mutex;  // one read statement at a time
+  Statement insert, begin, commit, rollback;
+  Statement select_one, select_session, count, max_seq;  // on read_db
 
   // sqlite3_close_v2 waits for the statements, finalised after this body.
-  ~Impl() { sqlite3_close_v2(db); }
+  ~Impl() {
+    sqlite3_close_v2(db);
+    sqlite3_close_v2(read_db);
+  }
 
   Result<Round> read_round(sqlite3_stmt* s) {
     Round r;
@@ -73,10 +82,21 @@ Result<std::unique_ptr<SqliteRoundStore>> SqliteRoundStore::open(SqliteStoreOpti
   auto db = detail::open_database(options);
   if (!db) return std::unexpected(db.error());
   impl->db = *db;
+  auto read_db = detail::open_database(options);
+  if (!read_db) return std::unexpected(read_db.error());
+  impl->read_db = *read_db;
   if (auto ok = detail::prepare_all(impl->db, {
       {&impl->insert,
        "INSERT INTO rounds(id, session_id, user_id, seq, created_at_ns, messages) "
        "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(id) DO NOTHING"},
+      {&impl->begin, "BEGIN IMMEDIATE"},
+      {&impl->commit, "COMMIT"},
+      {&impl->rollback, "ROLLBACK"},
+      });
+      !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (auto ok = detail::prepare_all(impl->read_db, {
       {&impl->select_one,
        "SELECT id, session_id, user_id, seq, created_at_ns, messages FROM rounds WHERE id = ?1"},
       {&impl->select_session,
@@ -84,9 +104,6 @@ Result<std::unique_ptr<SqliteRoundStore>> SqliteRoundStore::open(SqliteStoreOpti
        "WHERE session_id = ?1 ORDER BY seq DESC LIMIT ?2) ORDER BY seq ASC"},
       {&impl->count, "SELECT count(*) FROM rounds"},
       {&impl->max_seq, "SELECT coalesce(max(seq), 0) FROM rounds"},
-      {&impl->begin, "BEGIN IMMEDIATE"},
-      {&impl->commit, "COMMIT"},
-      {&impl->rollback, "ROLLBACK"},
       });
       !ok) {
     return std::unexpected(ok.error());
@@ -134,7 +151,7 @@ Result<std::size_t> SqliteRoundStore::put(std::span<const Round> rounds) {
 }
 
 Result<std::optional<Round>> SqliteRoundStore::get(const RoundId& id) {
-  std::lock_guard lock(impl_->mutex);
+  std::lock_guard lock(impl_->read_mutex);
   sqlite3_stmt* s = impl_->select_one.get();
   sqlite3_bind_blob(s, 1, id.uuid.bytes.data(), 16, SQLITE_STATIC);
   const int rc = sqlite3_step(s);
@@ -144,14 +161,14 @@ Result<std::optional<Round>> SqliteRoundStore::get(const RoundId& id) {
     auto r = impl_->read_round(s);
     result = r ? Result<std::optional<Round>>(std::move(*r)) : std::unexpected(r.error());
   } else if (rc != SQLITE_DONE) {
-    result = std::unexpected(sqlite_error(impl_->db, rc, "SELECT a round"));
+    result = std::unexpected(sqlite_error(impl_->read_db, rc, "SELECT a round"));
   }
   impl_->select_one.reset();
   return result;
 }
 
 Result<std::vector<Round>> SqliteRoundStore::list(std::string_view session, std::size_t limit) {
-  std::lock_guard lock(impl_->mutex);
+  std::lock_guard lock(impl_->read_mutex);
   sqlite3_stmt* s = impl_->select_session.get();
   sqlite3_bind_blob(s, 1, session.data(), static_cast<int>(session.size()), SQLITE_STATIC);
   sqlite3_bind_int64(s, 2, static_cast<sqlite3_int64>(std::min<std::size_t>(limit, INT64_MAX)));
@@ -166,7 +183,7 @@ Result<std::vector<Round>> SqliteRoundStore::list(std::string_view session, std:
     out.push_back(std::move(*r));
   }
   impl_->select_session.reset();
-  if (rc != SQLITE_DONE) return std::unexpected(sqlite_error(impl_->db, rc, "SELECT a session's rounds"));
+  if (rc != SQLITE_DONE) return std::unexpected(sqlite_error(impl_->read_db, rc, "SELECT a session's rounds"));
   return out;
 }
 
@@ -181,15 +198,16 @@ Result<std::uint64_t> scalar(sqlite3* db, Statement& s, std::string_view what) {
 }  // namespace
 
 Result<std::uint64_t> SqliteRoundStore::count() {
-  std::lock_guard lock(impl_->mutex);
-  return scalar(impl_->db, impl_->count, "SELECT count(*)");
+  std::lock_guard lock(impl_->read_mutex);
+  return scalar(impl_->read_db, impl_->count, "SELECT count(*)");
 }
 
 Result<std::uint64_t> SqliteRoundStore::max_seq() {
-  std::lock_guard lock(impl_->mutex);
-  return scalar(impl_->db, impl_->max_seq, "SELECT max(seq)");
+  std::lock_guard lock(impl_->read_mutex);
+  return scalar(impl_->read_db, impl_->max_seq, "SELECT max(seq)");
 }
 
 void SqliteRoundStore::interrupt() noexcept { sqlite3_interrupt(impl_->db); }
+void SqliteRoundStore::interrupt_reads() noexcept { sqlite3_interrupt(impl_->read_db); }
 
 }  // namespace memfuse

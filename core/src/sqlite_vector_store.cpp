@@ -16,11 +16,17 @@ using detail::sqlite_error;
 using detail::Statement;
 
 struct SqliteVectorStore::Impl {
-  sqlite3* db = nullptr;
+  sqlite3* db = nullptr;       // writes
+  sqlite3* read_db = nullptr;  // search and count: never wait for a write (WAL)
   int dimension = 0;
   std::mutex mutex;
-  Statement insert, select_session, count, begin, commit, rollback;
-  ~Impl() { sqlite3_close_v2(db); }  // waits for the statements, finalised after this body
+  std::mutex read_mutex;
+  Statement insert, begin, commit, rollback;
+  Statement select_session, count;  // on read_db
+  ~Impl() {  // close_v2 waits for the statements, finalised after this body
+    sqlite3_close_v2(db);
+    sqlite3_close_v2(read_db);
+  }
 };
 
 SqliteVectorStore::SqliteVectorStore(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -32,16 +38,24 @@ Result<std::unique_ptr<SqliteVectorStore>> SqliteVectorStore::open(SqliteStoreOp
   auto db = detail::open_database(options);
   if (!db) return std::unexpected(db.error());
   impl->db = *db;
+  auto read_db = detail::open_database(options);
+  if (!read_db) return std::unexpected(read_db.error());
+  impl->read_db = *read_db;
   impl->dimension = dimension;
   if (auto ok = detail::prepare_all(impl->db, {
       {&impl->insert,
        "INSERT INTO chunks(round_id, idx, session_id, text, vector) VALUES (?1, ?2, ?3, ?4, ?5) "
        "ON CONFLICT(round_id, idx) DO NOTHING"},
-      {&impl->select_session, "SELECT round_id, idx, text, vector FROM chunks WHERE session_id = ?1"},
-      {&impl->count, "SELECT count(*) FROM chunks"},
       {&impl->begin, "BEGIN IMMEDIATE"},
       {&impl->commit, "COMMIT"},
       {&impl->rollback, "ROLLBACK"},
+      });
+      !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (auto ok = detail::prepare_all(impl->read_db, {
+      {&impl->select_session, "SELECT round_id, idx, text, vector FROM chunks WHERE session_id = ?1"},
+      {&impl->count, "SELECT count(*) FROM chunks"},
       });
       !ok) {
     return std::unexpected(ok.error());
@@ -94,7 +108,7 @@ Result<std::vector<ScoredChunk>> SqliteVectorStore::search(std::string_view sess
                 fmt::format("search: the query has {} values; embedding.dimension is {}", query.size(),
                             impl_->dimension));
   }
-  std::lock_guard lock(impl_->mutex);
+  std::lock_guard lock(impl_->read_mutex);
   sqlite3_stmt* s = impl_->select_session.get();
   sqlite3_bind_blob(s, 1, session.data(), static_cast<int>(session.size()), SQLITE_STATIC);
   std::vector<ScoredChunk> all;
@@ -118,7 +132,7 @@ Result<std::vector<ScoredChunk>> SqliteVectorStore::search(std::string_view sess
     all.push_back(std::move(sc));
   }
   impl_->select_session.reset();
-  if (rc != SQLITE_DONE) return std::unexpected(sqlite_error(impl_->db, rc, "SELECT a session's chunks"));
+  if (rc != SQLITE_DONE) return std::unexpected(sqlite_error(impl_->read_db, rc, "SELECT a session's chunks"));
   const auto better = [](const ScoredChunk& a, const ScoredChunk& b) {
     return a.score != b.score ? a.score > b.score : a.chunk.id < b.chunk.id;
   };
@@ -129,15 +143,16 @@ Result<std::vector<ScoredChunk>> SqliteVectorStore::search(std::string_view sess
 }
 
 Result<std::uint64_t> SqliteVectorStore::count() {
-  std::lock_guard lock(impl_->mutex);
+  std::lock_guard lock(impl_->read_mutex);
   sqlite3_stmt* s = impl_->count.get();
   const int rc = sqlite3_step(s);
   const auto n = rc == SQLITE_ROW ? static_cast<std::uint64_t>(sqlite3_column_int64(s, 0)) : 0;
   impl_->count.reset();
-  if (rc != SQLITE_ROW) return std::unexpected(sqlite_error(impl_->db, rc, "SELECT count(*)"));
+  if (rc != SQLITE_ROW) return std::unexpected(sqlite_error(impl_->read_db, rc, "SELECT count(*)"));
   return n;
 }
 
 void SqliteVectorStore::interrupt() noexcept { sqlite3_interrupt(impl_->db); }
+void SqliteVectorStore::interrupt_reads() noexcept { sqlite3_interrupt(impl_->read_db); }
 
 }  // namespace memfuse

@@ -213,6 +213,7 @@ void SimRuntime::app_event(std::string_view label, std::int64_t value) {
 }
 void SimRuntime::fault_event(std::string_view label, std::int64_t value) {
   trace_.record(EventKind::Fault, now(), 0, context_.current_chain(), value, label);
+  if (on_fault) on_fault(label);
 }
 
 std::size_t SimRuntime::hung_operations() const noexcept { return blocking_->hung(); }

@@ -178,6 +178,14 @@ class HybridBuffer {
 
   [[nodiscard]] HybridBufferStats stats() const;
 
+  // The ids of the rounds buffered and in flight now, each in seq order: what
+  // is not yet known to be durable (for monitoring and the simulator).
+  struct Pending {
+    std::vector<RoundId> buffered;
+    std::vector<RoundId> in_flight;
+  };
+  [[nodiscard]] Pending pending() const;
+
   struct Impl;
 
  private:

@@ -14,9 +14,12 @@
 //     NOTHING, so a retry after an unknown outcome never duplicates a round;
 //   - prepared statements only: session ids and contents are bound, never
 //     spliced into SQL, and stored byte for byte (NUL bytes included);
-//   - get() and list() read per session in seq order;
-//   - interrupt() (thread-safe) aborts the statement running now, through
-//     sqlite3_interrupt: a timed-out flush attempt stops burning the pool.
+//   - get() and list() read per session in seq order, on a second
+//     connection: in WAL mode a read never waits for a write, so a flush
+//     stalled inside SQLite does not hold up reads;
+//   - interrupt() (thread-safe) aborts the write statement running now,
+//     through sqlite3_interrupt: a timed-out flush attempt stops burning the
+//     pool. interrupt_reads() does the same for the read connection.
 //
 // Errors: SQLITE_BUSY/LOCKED -> Unavailable (retryable); I/O errors and a
 // full disk -> Io (retryable); SQLITE_INTERRUPT -> Cancelled; corruption ->
@@ -66,8 +69,10 @@ class SqliteRoundStore {
   // The highest seq stored (0 when empty): a restarted buffer continues after it.
   [[nodiscard]] Result<std::uint64_t> max_seq();
 
-  // Aborts the statement running now, if any. Thread-safe.
+  // Aborts the write (put) running now, if any. Thread-safe.
   void interrupt() noexcept;
+  // Aborts the read running now, if any. Thread-safe.
+  void interrupt_reads() noexcept;
 
 
  private:

@@ -49,7 +49,8 @@ class SqliteVectorStore {
                                                         std::span<const float> query,
                                                         std::size_t top_k);
   [[nodiscard]] Result<std::uint64_t> count();
-  void interrupt() noexcept;
+  void interrupt() noexcept;        // the write (put) running now
+  void interrupt_reads() noexcept;  // the search running now (reads use a second connection)
 
  private:
   struct Impl;

@@ -79,7 +79,8 @@ class VectorStore {
 
 // The SQLite stores on the runtime's BlockingWork port (a pool thread in
 // production, inline with modelled latency in simulation). Operation kinds:
-// "sqlite.write" for put, "sqlite.read" for the rest. Cancelling a call that
+// "sqlite.write" for put, "sqlite.read" for the rest. Reads and writes use
+// separate connections and never queue behind each other. Cancelling a call that
 // is running interrupts that call's statement only. The store must outlive
 // the adapter and every call made through it.
 [[nodiscard]] std::unique_ptr<RoundStore> make_sqlite_round_store(

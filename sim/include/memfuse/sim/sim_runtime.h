@@ -78,6 +78,8 @@ class SimRuntime final : public Runtime {
   // Labelled events, recorded on the running chain at the current virtual time.
   void app_event(std::string_view label, std::int64_t value = 0);
   void fault_event(std::string_view label, std::int64_t value = 0);
+  // Called with every fault_event's label (to count faults by kind).
+  std::function<void(std::string_view)> on_fault;
 
   // As SimContext's, with hung blocking operations added to `pending`.
   RunResult run_until_quiescent(std::uint64_t event_budget);
