@@ -269,6 +269,26 @@ int cmd_campaign(const std::string& seeds_arg, const std::string& scenario_path,
       progress(r);
     });
   }
+  // A worker that crashed left seeds without a report: run each of those in
+  // a process of its own, so the crashing seed is named and the rest still run.
+  for (std::uint64_t s : seeds) {
+    if (reports.contains(s)) continue;
+    if (stop_on_failure && std::any_of(reports.begin(), reports.end(), [](const auto& kv) { return !kv.second.passed(); })) break;
+    bool got = false;
+    (void)run_in_workers({s}, 1, 0, text, [&](const RunReport& r) {
+      reports[r.seed] = r;
+      got = true;
+      progress(r);
+    });
+    if (!got) {
+      RunReport crash;
+      crash.seed = s;
+      crash.violation = Violation{0, {}, "the process crashed while running this seed (an assertion or a signal)", {}};
+      reports[s] = crash;
+      progress(crash);
+    }
+  }
+  workers_ok = true;
   std::size_t mismatches = 0;
   if (rerun && workers_ok) {
     if (tty) fmt::print("\n");
@@ -313,6 +333,7 @@ int cmd_campaign(const std::string& seeds_arg, const std::string& scenario_path,
   fmt::print("\nsummary: {} seeds in {:.2f} s: {:.1f} seeds/s, {:.0f} events/s{}\n", reports.size(), wall,
              passes * static_cast<double>(reports.size()) / wall, passes * static_cast<double>(events) / wall,
              rerun ? " (both passes)" : "");
+  if (per_invariant[0] > 0) fmt::print("crashed seeds: {}\n", per_invariant[0]);
   fmt::print("violations by invariant:\n");
   for (int i = 1; i <= kInvariantCount; ++i) {
     fmt::print("  {:>2} {:<24} {}\n", i, invariant_name(i), per_invariant[static_cast<std::size_t>(i)]);
@@ -342,6 +363,7 @@ int cmd_campaign(const std::string& seeds_arg, const std::string& scenario_path,
     json inv = json::object();
     for (int i = 1; i <= kInvariantCount; ++i) inv[std::string(invariant_name(i))] = per_invariant[static_cast<std::size_t>(i)];
     j["violations_by_invariant"] = inv;
+    j["crashed_seeds"] = per_invariant[0];
     j["fault_kinds_seeds"] = fault_seeds;
     if (slowest != nullptr) j["slowest_seed"] = {{"seed", slowest->seed}, {"wall_s", slowest->wall_seconds}};
     j["determinism_mismatches"] = mismatches;
