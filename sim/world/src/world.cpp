@@ -142,7 +142,8 @@ class World {
     return report_;
   }
 
- private:
+  // The rest is public only to SimSystem::Impl (World is local to this file),
+  // which drives the world one command at a time.
   static int next_vfs_id() {
     static std::atomic<int> n{0};
     return n++;
@@ -350,9 +351,9 @@ class World {
     return out;
   }
 
-  void op_read() {
+  void op_read(int forced_kind = -1) {
     ++report_.reads;
-    const auto kind = wl_.uniform(3);
+    const auto kind = forced_kind >= 0 ? static_cast<std::uint64_t>(forced_kind) : wl_.uniform(3);
     auto& b = pipeline_->buffer();
     if (kind == 0) {
       const auto live = live_ids();
@@ -713,6 +714,102 @@ class World {
 };
 
 }  // namespace
+
+std::string_view to_string(InjectedFault f) noexcept {
+  switch (f) {
+    case InjectedFault::SqliteIoError: return "sqlite-io-error";
+    case InjectedFault::SqliteFsyncError: return "sqlite-fsync-error";
+    case InjectedFault::SqliteBusy: return "sqlite-busy";
+    case InjectedFault::Qdrant429: return "qdrant-429";
+    case InjectedFault::Qdrant503: return "qdrant-503";
+    case InjectedFault::Hang: return "hang";
+    case InjectedFault::ResponseLost: return "response-lost";
+  }
+  return "?";
+}
+
+struct SimSystem::Impl {
+  Impl(std::uint64_t seed, const Scenario& sc) : world(seed, sc, RunOptions{}) {
+    world.report_.seed = seed;
+    world.setup();
+  }
+  void apply() {
+    world.vfs_.set_faults(active.vfs_faults());
+    world.qdrant_.set_plan(active.qdrant);
+    world.rt_.set_blocking_model(fakes::sqlite_blocking_model(active, world.rt_));
+  }
+  bool ready() { return world.pipeline_ && !world.violated() && !finished; }
+  template <typename F>
+  void command(F f) {
+    if (!ready()) return;
+    world.check_no_loss("before a command");
+    if (!world.violated()) f();
+    // Let what the command started run, without advancing time.
+    if (!world.violated()) world.run_until(world.rt_.now());
+    if (!world.violated()) (void)world.rt_.run_for(Duration::zero(), 2'000'000);
+  }
+  World world;
+  fakes::FaultPlan active = fakes::FaultPlan::none();
+  bool finished = false;
+};
+
+SimSystem::SimSystem(std::uint64_t seed, Scenario scenario)
+    : scenario_(std::make_unique<Scenario>(std::move(scenario))) {
+  scenario_->faults = fakes::FaultPlan::none();
+  impl_ = std::make_unique<Impl>(seed, *scenario_);
+}
+
+SimSystem::~SimSystem() {
+  if (impl_->world.pipeline_ && !impl_->finished) impl_->world.teardown_after_violation();
+}
+
+void SimSystem::add() { impl_->command([&] { impl_->world.op_add(); }); }
+void SimSystem::get() { impl_->command([&] { impl_->world.op_read(0); }); }
+void SimSystem::list() { impl_->command([&] { impl_->world.op_read(1); }); }
+void SimSystem::search() { impl_->command([&] { impl_->world.op_read(2); }); }
+void SimSystem::flush() { impl_->command([&] { impl_->world.op_flush(); }); }
+
+void SimSystem::advance(Duration d) {
+  if (!impl_->ready()) return;
+  impl_->world.check_no_loss("before advancing time");
+  impl_->world.run_until(impl_->world.rt_.now() + d);
+}
+
+void SimSystem::inject(InjectedFault f) {
+  if (!impl_->ready()) return;
+  auto& a = impl_->active;
+  switch (f) {
+    case InjectedFault::SqliteIoError: a.sqlite.write_error = 0.5; break;
+    case InjectedFault::SqliteFsyncError: a.sqlite.sync_error = 0.5; break;
+    case InjectedFault::SqliteBusy: a.sqlite.busy = 0.5; break;
+    case InjectedFault::Qdrant429: a.qdrant.status_429 = 0.5; break;
+    case InjectedFault::Qdrant503: a.qdrant.status_503 = 0.5; break;
+    case InjectedFault::Hang: a.sqlite.hang = 0.33; break;
+    case InjectedFault::ResponseLost: a.qdrant.response_lost = 0.5; break;
+  }
+  impl_->apply();
+}
+
+void SimSystem::heal() {
+  if (!impl_->ready()) return;
+  impl_->active = fakes::FaultPlan::none();
+  impl_->apply();
+  impl_->world.vfs_.heal();
+}
+
+void SimSystem::finish() {
+  if (!impl_->ready()) return;
+  impl_->finished = true;
+  impl_->world.heal_and_liveness();
+  if (!impl_->world.violated()) {
+    impl_->world.shutdown();
+  } else {
+    impl_->world.teardown_after_violation();
+  }
+}
+
+const std::optional<Violation>& SimSystem::violation() const noexcept { return impl_->world.report_.violation; }
+std::uint64_t SimSystem::rounds_acked() const noexcept { return impl_->world.report_.rounds_acked; }
 
 RunReport run_world(std::uint64_t seed, const Scenario& scenario, const RunOptions& options) {
   World w(seed, scenario, options);

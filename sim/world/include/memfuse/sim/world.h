@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -64,5 +65,50 @@ struct RunOptions {
 // Runs the seed twice in this process; a differing hash is an invariant-12
 // violation in the returned report.
 [[nodiscard]] RunReport run_world_twice(std::uint64_t seed, const Scenario& scenario);
+
+// Faults a command can switch on (until heal()).
+enum class InjectedFault : std::uint8_t {
+  SqliteIoError,     // SQLITE_IOERR_WRITE on half the writes
+  SqliteFsyncError,  // SQLITE_IOERR_FSYNC on half the syncs
+  SqliteBusy,        // SQLITE_BUSY on half the locks
+  Qdrant429,         // half the Qdrant requests rate limited
+  Qdrant503,         // half the Qdrant requests unavailable
+  Hang,              // a third of the SQLite calls hang (half of them after their effect)
+  ResponseLost,      // half the Qdrant writes applied, their responses lost
+};
+inline constexpr int kInjectedFaultCount = 7;
+[[nodiscard]] std::string_view to_string(InjectedFault f) noexcept;
+
+// The same world, driven one command at a time (for stateful property
+// tests). Faults start off; inject() switches one on, heal() all off. Every
+// command first checks invariant 1; reads check 2 and 11 when they complete;
+// the manager's events are checked as they happen. finish() heals, waits for
+// liveness, checks the stores at rest and drains.
+class SimSystem {
+ public:
+  SimSystem(std::uint64_t seed, Scenario scenario);
+  ~SimSystem();
+  SimSystem(const SimSystem&) = delete;
+  SimSystem& operator=(const SimSystem&) = delete;
+
+  void add();
+  void get();
+  void list();
+  void search();
+  void flush();
+  void advance(Duration d);
+  void inject(InjectedFault f);
+  void heal();
+  void finish();
+
+  [[nodiscard]] const std::optional<Violation>& violation() const noexcept;
+  [[nodiscard]] std::uint64_t rounds_acked() const noexcept;
+  [[nodiscard]] const Scenario& scenario() const noexcept { return *scenario_; }
+
+ private:
+  std::unique_ptr<Scenario> scenario_;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace memfuse::sim
