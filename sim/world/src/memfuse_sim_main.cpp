@@ -447,9 +447,14 @@ int cmd_shrink(std::uint64_t seed, const std::string& scenario_path, std::string
     }
     // Fewer faults: each rate to zero.
     json f = json::parse(best.faults.to_json());
-    for (auto& [group, kinds] : f.items()) {
-      for (auto& [k, v] : kinds.items()) {
-        if (!v.is_number() || v.get<double>() <= 0 || k == "hang_after_effect") continue;
+    std::vector<std::pair<std::string, std::string>> rates;  // (group, kind) of every fault that is on
+    for (const auto& [group, kinds] : f.items()) {
+      for (const auto& [k, v] : kinds.items()) {
+        if (v.is_number() && v.get<double>() > 0 && k != "hang_after_effect") rates.emplace_back(group, k);
+      }
+    }
+    for (const auto& [group, k] : rates) {
+      {
         json g = f;
         g[group][k] = 0;
         auto plan = fakes::FaultPlan::from_json(g.dump());
@@ -464,8 +469,8 @@ int cmd_shrink(std::uint64_t seed, const std::string& scenario_path, std::string
       }
     }
     // Fewer reads, flushes and sessions.
-    for (auto mutate : {+[](Scenario& s) { s.workload.reads_per_add /= 2; },
-                        +[](Scenario& s) { s.workload.flushes_per_add /= 2; },
+    for (auto mutate : {+[](Scenario& s) { s.workload.reads_per_add = s.workload.reads_per_add < 0.05 ? 0.0 : s.workload.reads_per_add / 2; },
+                        +[](Scenario& s) { s.workload.flushes_per_add = s.workload.flushes_per_add < 0.05 ? 0.0 : s.workload.flushes_per_add / 2; },
                         +[](Scenario& s) { s.workload.sessions = std::max(1, s.workload.sessions - 1); }}) {
       Scenario c = best;
       mutate(c);
