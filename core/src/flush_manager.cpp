@@ -238,12 +238,14 @@ class AttemptImpl final : public Attempt {
   TimePoint deadline() const noexcept override { return deadline_; }
 
   void complete(Result<void> result) override {
+    std::vector<std::function<void()>> unused;  // never run now; destroyed outside the lock
     {
       std::lock_guard lock(mutex_);
       if (state_ != Pending) {
         late = true;
       } else {
         state_ = Completed;
+        unused.swap(hooks_);  // hooks often hold the attempt itself: drop them, no cycle
       }
     }
     auto owner = owner_.lock();
@@ -260,6 +262,10 @@ class AttemptImpl final : public Attempt {
     if (state_ == Cancelled) {
       lock.unlock();
       if (fn) fn();
+      return;
+    }
+    if (state_ == Completed) {  // it can never be cancelled now
+      lock.unlock();
       return;
     }
     hooks_.push_back(std::move(fn));

@@ -100,13 +100,15 @@ StoreCallPtr submit(Runtime& runtime, std::string_view kind, const std::shared_p
         state->result.emplace(gate->run<T>(token, work));
       },
       [state](std::error_code ec) {
+        // Release the handler (and what it holds) once it has run.
+        auto done_now = std::move(state->done);
         if (!ec && state->result) {
-          state->done(std::move(*state->result));
+          done_now(std::move(*state->result));
         } else if (ec == std::errc::resource_unavailable_try_again) {
-          state->done(fail(ErrorCode::Unavailable, true,
-                           "sqlite: the blocking-work pool's queue is full; retry later"));
+          done_now(fail(ErrorCode::Unavailable, true,
+                        "sqlite: the blocking-work pool's queue is full; retry later"));
         } else {
-          state->done(fail(ErrorCode::Cancelled, false, "sqlite: the store call was cancelled"));
+          done_now(fail(ErrorCode::Cancelled, false, "sqlite: the store call was cancelled"));
         }
       });
   call->set(std::move(handle));
