@@ -367,6 +367,51 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
     notify(std::move(waiters), result);
   }
 
+  // Starts a store read through `start(handler)` and gives `done` its result,
+  // or Timeout after read_timeout (the store call is then cancelled).
+  template <typename T, typename Start>
+  void timed_read(Start start, std::move_only_function<void(Result<T>)> done) {
+    struct State {
+      std::mutex mutex;
+      bool finished = false;
+      std::move_only_function<void(Result<T>)> done;
+      StoreCallPtr call;
+      std::unique_ptr<Timer> timer;
+    };
+    auto st = std::make_shared<State>();
+    st->done = std::move(done);
+    auto finish = [st](Result<T> r) {
+      std::move_only_function<void(Result<T>)> d;
+      {
+        std::lock_guard lock(st->mutex);
+        if (st->finished) return false;
+        st->finished = true;
+        d = std::move(st->done);
+      }
+      d(std::move(r));
+      return true;
+    };
+    st->timer = runtime.make_timer(strand_executor);
+    st->timer->async_wait_until(runtime.clock().now() + options.read_timeout,
+                                [st, finish, timeout = options.read_timeout](std::error_code ec) mutable {
+                                  if (ec) return;  // the read finished first
+                                  StoreCallPtr c;
+                                  {
+                                    std::lock_guard lock(st->mutex);
+                                    c = st->call;
+                                  }
+                                  (void)finish(fail(ErrorCode::Timeout, true,
+                                                    fmt::format("read: the store did not answer within {} s",
+                                                                duration_to_seconds(timeout))));
+                                  if (c) c->cancel();
+                                });
+    StoreCallPtr call = start([st, finish](Result<T> r) mutable {
+      if (finish(std::move(r))) st->timer->cancel();  // on the strand, as the timer is
+    });
+    std::lock_guard lock(st->mutex);
+    st->call = std::move(call);
+  }
+
   void on_timer() {
     std::shared_ptr<Batch> b;
     {
@@ -463,6 +508,9 @@ Result<std::unique_ptr<HybridBuffer>> HybridBuffer::create(Runtime& runtime, Flu
   }
   if (options.flush_timeout && *options.flush_timeout <= Duration::zero()) {
     return fail(ErrorCode::InvalidArgument, false, "flush_timeout: must be positive");
+  }
+  if (options.read_timeout <= Duration::zero()) {
+    return fail(ErrorCode::InvalidArgument, false, "read_timeout: must be positive");
   }
   auto impl = std::make_shared<Impl>(runtime, manager, rounds, vectors, embedder,
                                      std::move(options), std::move(logger));
@@ -602,7 +650,9 @@ void HybridBuffer::get(RoundId id, std::move_only_function<void(Result<std::opti
     m.post([done = std::move(done), r = std::move(*found)]() mutable { done(std::move(r)); });
     return;
   }
-  (void)m.round_store.get(id, m.strand_executor, std::move(done));
+  m.timed_read<std::optional<Round>>(
+      [&m, id](StoreHandler<std::optional<Round>> h) { return m.round_store.get(id, m.strand_executor, std::move(h)); },
+      std::move(done));
 }
 
 void HybridBuffer::list(std::string session, std::size_t limit,
@@ -620,8 +670,10 @@ void HybridBuffer::list(std::string session, std::size_t limit,
       }
     }
   }
-  (void)m.round_store.list(
-      std::move(session), limit, m.strand_executor,
+  m.timed_read<std::vector<Round>>(
+      [&m, session = std::move(session), limit](StoreHandler<std::vector<Round>> h) mutable {
+        return m.round_store.list(std::move(session), limit, m.strand_executor, std::move(h));
+      },
       [memory = std::move(memory), limit, done = std::move(done)](
           Result<std::vector<Round>> stored) mutable {
         if (!stored) return done(std::unexpected(stored.error()));
@@ -666,8 +718,11 @@ void HybridBuffer::search(std::string session, std::string text, std::size_t top
       for (const auto& c : *b->chunks) consider(c);
     }
   }
-  (void)m.vector_store.search(
-      std::move(session), std::move(*query), top_k, m.strand_executor,
+  m.timed_read<std::vector<ScoredChunk>>(
+      [&m, session = std::move(session), q = std::move(*query), top_k](
+          StoreHandler<std::vector<ScoredChunk>> h) mutable {
+        return m.vector_store.search(std::move(session), std::move(q), top_k, m.strand_executor, std::move(h));
+      },
       [memory = std::move(memory), top_k, done = std::move(done)](
           Result<std::vector<ScoredChunk>> stored) mutable {
         if (!stored) return done(std::unexpected(stored.error()));

@@ -60,6 +60,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(Runtime& runtime, const Config&
   bo.buffer = config.buffer.hybrid_buffer;
   bo.chunking = config.chunking;
   bo.first_seq = *max_seq + 1;
+  bo.read_timeout = config.buffer.flush_manager.default_timeout;
   bo.on_flush_failed = std::move(options.on_flush_failed);
   auto buffer = HybridBuffer::create(runtime, *p->manager_, *p->round_store_, *p->vector_store_,
                                      *p->embedder_, std::move(bo), std::move(logger));

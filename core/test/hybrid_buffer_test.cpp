@@ -424,6 +424,23 @@ TEST(HybridBuffer, DrainDeadlineHandsBackWhatItCouldNotPersistWithItsData) {
   EXPECT_EQ(h.buffer->stats().pending_rounds, 0u);
 }
 
+TEST(HybridBuffer, AReadOnAHungStoreTimesOutInsteadOfHanging) {
+  Harness h({.max_size = 1});
+  h.add("s", "stored");
+  h.run();
+  h.rounds.set_script({{}, {}, {}, true});
+  std::optional<Result<std::vector<Round>>> out;
+  h.buffer->list("s", 10, [&](Result<std::vector<Round>> r) { out = std::move(r); });
+  (void)h.rt.run_for(29s);
+  EXPECT_FALSE(out.has_value()) << "still waiting before read_timeout (30 s)";
+  (void)h.rt.run_for(2s);
+  ASSERT_TRUE(out.has_value());
+  ASSERT_FALSE(out->has_value());
+  EXPECT_EQ(out->error().code(), ErrorCode::Timeout);
+  EXPECT_TRUE(out->error().retryable());
+  h.rounds.set_script({});
+}
+
 TEST(HybridBuffer, StatsJsonHasTheSeedFields) {
   Harness h({.max_size = 100});
   h.add("s", "x");

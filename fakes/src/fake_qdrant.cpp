@@ -363,9 +363,16 @@ std::shared_ptr<HttpCall> FakeQdrant::async_request(HttpRequest request, const E
       return call;
     }
   }
+  auto no_answer = [&] {
+    if (request_timeout_) {
+      call->respond_after(*request_timeout_,
+                          fail(ErrorCode::Timeout, true, "qdrant: no response within the request timeout"));
+    }
+    return call;  // without a request timeout: never answers; the caller's cancel ends it
+  };
   if (r.chance(plan_.timeout)) {
     fault("qdrant: no response (timeout)");
-    return call;  // never answers; the caller's timeout cancels it
+    return no_answer();
   }
   const bool lose_response = r.chance(plan_.response_lost);
   HttpResponse response = model_.handle(request);
@@ -380,7 +387,7 @@ std::shared_ptr<HttpCall> FakeQdrant::async_request(HttpRequest request, const E
   }
   if (lose_response) {
     fault("qdrant: applied, response lost");
-    return call;
+    return no_answer();
   }
   call->respond_after(latency, std::move(response));
   return call;

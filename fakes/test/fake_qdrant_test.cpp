@@ -181,6 +181,26 @@ TEST(FakeQdrant, ATimeoutNeverAnswersUntilCancelled) {
   EXPECT_EQ(out->error().code(), ErrorCode::Cancelled);
 }
 
+TEST(FakeQdrant, WithARequestTimeoutASilentServerIsATimeoutAtThatInstant) {
+  QdrantFaultPlan plan;
+  plan.timeout = 1.0;
+  Harness h(plan);
+  h.qdrant.set_request_timeout(7s);
+  std::optional<Result<HttpResponse>> out;
+  TimePoint at{};
+  (void)h.qdrant.async_request(HttpRequest{"GET", "/collections/c", {}, ""}, h.rt.executor(),
+                               [&](Result<HttpResponse> r) {
+                                 out = std::move(r);
+                                 at = h.rt.now();
+                               });
+  (void)h.rt.run_until_quiescent(100);
+  ASSERT_TRUE(out.has_value());
+  ASSERT_FALSE(out->has_value());
+  EXPECT_EQ(out->error().code(), ErrorCode::Timeout);
+  EXPECT_TRUE(out->error().retryable());
+  EXPECT_EQ(at - h.rt.options().start, 7s);
+}
+
 TEST(FakeQdrant, AnAppliedWriteCanLoseItsResponse) {
   QdrantFaultPlan plan;
   Harness h;

@@ -59,6 +59,7 @@ StoreCallPtr ScriptedStoreBase::later(const Executor& completion, bool hang,
   {
     std::lock_guard lock(mutex_);
     latency = read ? script_.read_latency : script_.latency;
+    hang = hang || (read && script_.hang_reads);
   }
   if (hang) return std::make_shared<HangCall>(completion, std::move(fn));
   auto call = std::make_shared<TimerCall>(runtime_.make_timer(completion));

@@ -34,6 +34,7 @@ struct StoreScript {
   std::deque<StoreStep> steps;  // consumed one per put(); when empty: Succeed
   Duration latency{};           // of every put()
   Duration read_latency{};      // of every read
+  bool hang_reads = false;      // reads never answer (until cancelled)
 };
 
 class ScriptedStoreBase {

@@ -42,7 +42,8 @@
 // taken before the store is read, and a batch leaves the in-flight set only
 // after its legs are durable, a round acknowledged before the read began is
 // always seen: there is no read gap. A store error fails the read (it never
-// silently returns less).
+// silently returns less), and so does a store that does not answer within
+// read_timeout (Timeout, retryable).
 //
 // Threading: add(), flush(), reads, stats() and drain() may be called from
 // any thread. Callbacks (read results, flush handlers, on_flush_failed, the
@@ -139,6 +140,9 @@ struct HybridBufferOptions {
   ChunkingConfig chunking;
   std::uint64_t first_seq = 1;  // a restarted buffer continues after the store's max_seq
   std::optional<Duration> flush_timeout;  // per attempt; default: the manager's default_timeout
+  // A read (get, list, search) that waits longer than this on a store is
+  // cancelled and fails with Timeout (retryable): a hung store never hangs a reader.
+  Duration read_timeout = std::chrono::seconds(30);
   std::move_only_function<void(const FlushFailure&)> on_flush_failed;
 };
 

@@ -151,6 +151,7 @@ Outcome run_production(const SeedReportModel& m, const std::vector<Request>& req
   fakes::QdrantFaultPlan qplan;
   qplan.latency = fakes::LatencyRange{m.qdrant_min, m.qdrant_max};
   fakes::FakeQdrant qdrant(rt, qplan);
+  qdrant.set_request_timeout(Config{}.vector_store.qdrant.request_timeout);
   rt.set_blocking_model(latency_model(m));
   Config config;  // the seed's defaults: max_size 5, 3 workers, 30 s timeout, 60 s intervals
   config.buffer.hybrid_buffer.max_size = m.max_size;

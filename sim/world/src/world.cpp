@@ -113,6 +113,7 @@ class World {
         qdrant_(rt_, sc.faults.qdrant),
         wl_(seed ^ kWorkloadStream) {
     fakes::seed_sqlite_prng(static_cast<std::uint32_t>(seed));
+    qdrant_.set_request_timeout(sc.config.vector_store.qdrant.request_timeout);
     rt_.on_fault = [this](std::string_view label) { ++report_.faults[std::string(label)]; };
     fakes::trace_faults(vfs_, rt_);
   }

@@ -89,6 +89,11 @@ class FakeQdrant final : public HttpTransport {
                                           HttpHandler done) override;
 
   void set_plan(QdrantFaultPlan plan) { plan_ = plan; }
+  // The transport's request timeout, as BeastHttpTransport applies it: a
+  // request whose answer never comes (the timeout and response-lost faults)
+  // completes with Timeout (retryable) this long after it was sent. Unset
+  // (the default): it never completes until cancelled.
+  void set_request_timeout(std::optional<Duration> timeout) { request_timeout_ = timeout; }
   [[nodiscard]] QdrantModel& model() noexcept { return model_; }
   // A server crash: acknowledged wait=false writes not yet applied may be lost
   // (each with probability lose_acknowledged_on_crash).
@@ -103,6 +108,7 @@ class FakeQdrant final : public HttpTransport {
   QdrantFaultPlan plan_;
   QdrantModel model_;
   std::uint64_t faults_ = 0;
+  std::optional<Duration> request_timeout_;
   std::vector<std::weak_ptr<Call>> calls_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for scheduled work
 };
