@@ -370,6 +370,10 @@ int cmd_campaign(const std::string& seeds_arg, const std::string& scenario_path,
     json f = json::array();
     for (const auto* r : failing) f.push_back(json::parse(r->to_json()));
     j["failing_seeds"] = f;
+    // For scripts (no JSON parser needed): the lowest failing seed, or null.
+    j["first_failing_seed"] = failing.empty() ? json() : json(failing.front()->seed);
+    j["first_failing_invariant"] =
+        failing.empty() ? json() : json(std::string(invariant_name(failing.front()->violation->invariant)));
     j["trace_hashes"] = json::object();
     for (const auto& [seed, r] : reports) j["trace_hashes"][std::to_string(seed)] = fmt::format("{:016x}", r.trace_hash);
     std::ofstream(json_out) << j.dump(2) << "\n";
