@@ -398,7 +398,7 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
                                   StoreCallPtr c;
                                   {
                                     std::lock_guard lock(st->mutex);
-                                    c = st->call;
+                                    c = std::move(st->call);
                                   }
                                   (void)finish(fail(ErrorCode::Timeout, true,
                                                     fmt::format("read: the store did not answer within {} s",
@@ -407,9 +407,11 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
                                 });
     StoreCallPtr call = start([st, finish](Result<T> r) mutable {
       if (finish(std::move(r))) st->timer->cancel();  // on the strand, as the timer is
+      std::lock_guard lock(st->mutex);
+      st->call.reset();  // the call may hold this handler: no cycle
     });
     std::lock_guard lock(st->mutex);
-    st->call = std::move(call);
+    if (!st->finished) st->call = std::move(call);
   }
 
   void on_timer() {

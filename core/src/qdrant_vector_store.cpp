@@ -239,12 +239,14 @@ class Chain final : public StoreCall, public std::enable_shared_from_this<Chain<
   // Completes the call; later calls do nothing. Runs on the completion
   // executor (from a step's handler), never inside put() or search().
   void finish(Result<T> result) {
+    StoreHandler<T> done;
     {
       std::lock_guard lock(mutex_);
       if (finished_) return;
       finished_ = true;
+      done = std::move(done_);  // released after it runs: it may hold the caller's state
     }
-    done_(std::move(result));
+    done(std::move(result));
   }
 
   QdrantVectorStore::Impl& store() { return *store_; }
