@@ -97,7 +97,7 @@ TEST(QdrantRequests, UpsertBodiesSplitAtTheLimitAndKeepEveryPoint) {
     c.chunk.round_id = make_round_id(1, i, 0);
     c.chunk.index = i;
     c.chunk.id = make_chunk_id(c.chunk.round_id, i);
-    c.chunk.session_id = "s";
+    c.chunk.session_id.assign(1, 's');  // not = "s": g++ 12 -O2 false -Wrestrict (bug 105329)
     c.chunk.text = std::string(i * 10, 'a');
     c.vector = {0.5f, 0.5f};
     chunks.push_back(c);
