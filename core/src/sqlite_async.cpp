@@ -115,9 +115,12 @@ StoreCallPtr submit(Runtime& runtime, std::string_view kind, const std::shared_p
   return call;
 }
 
-class SqliteRoundStoreAdapter final : public RoundStore {
- public:
-  SqliteRoundStoreAdapter(Runtime& runtime, std::shared_ptr<SqliteRoundStore> store)
+// What both adapters hold: the store, a gate for its write connection and
+// one for its read connection (reads never queue behind a write).
+template <typename Store>
+class Gated {
+ public:  // inherited by the adapters' using-declarations, which keep this access
+  Gated(Runtime& runtime, std::shared_ptr<Store> store)
       : runtime_(runtime),
         store_(std::move(store)),
         gate_(std::make_shared<Gate>([s = store_.get()] { s->interrupt(); })),
@@ -126,79 +129,77 @@ class SqliteRoundStoreAdapter final : public RoundStore {
     read_gate_->keep_alive_ = store_;
   }
 
-  StoreCallPtr put(RoundBatch rounds, const Executor& completion,
-                   StoreHandler<void> done) override {
+ protected:
+  // put(batch) on the write gate; its row count is not needed.
+  template <typename Batch>
+  StoreCallPtr write(std::string_view kind, const Executor& completion, Batch batch,
+                     StoreHandler<void> done) {
     return submit<void>(
-        runtime_, "sqlite.write", gate_, completion,
-        [s = store_, rounds = std::move(rounds)]() -> Result<void> {
-          auto n = s->put(*rounds);
+        runtime_, kind, gate_, completion,
+        [s = store_, batch = std::move(batch)]() -> Result<void> {
+          auto n = s->put(*batch);
           if (!n) return std::unexpected(n.error());
           return {};
         },
         std::move(done));
+  }
+
+  // `work()` on the read gate.
+  template <typename T, typename Work>
+  StoreCallPtr read(std::string_view kind, const Executor& completion, Work work,
+                    StoreHandler<T> done) {
+    return submit<T>(runtime_, kind, read_gate_, completion, std::move(work), std::move(done));
+  }
+
+  Runtime& runtime_;
+  std::shared_ptr<Store> store_;
+  std::shared_ptr<Gate> gate_;
+  std::shared_ptr<Gate> read_gate_;
+};
+
+class SqliteRoundStoreAdapter final : public RoundStore, private Gated<SqliteRoundStore> {
+ public:
+  using Gated::Gated;
+
+  StoreCallPtr put(RoundBatch rounds, const Executor& completion,
+                   StoreHandler<void> done) override {
+    return write("sqlite.write", completion, std::move(rounds), std::move(done));
   }
 
   StoreCallPtr get(RoundId id, const Executor& completion,
                    StoreHandler<std::optional<Round>> done) override {
-    return submit<std::optional<Round>>(
-        runtime_, "sqlite.read", read_gate_, completion, [s = store_, id] { return s->get(id); },
-        std::move(done));
+    return read<std::optional<Round>>("sqlite.read", completion,
+                                      [s = store_, id] { return s->get(id); }, std::move(done));
   }
 
   StoreCallPtr list(std::string session, std::size_t limit, const Executor& completion,
                     StoreHandler<std::vector<Round>> done) override {
-    return submit<std::vector<Round>>(
-        runtime_, "sqlite.read", read_gate_, completion,
+    return read<std::vector<Round>>(
+        "sqlite.read", completion,
         [s = store_, session = std::move(session), limit] { return s->list(session, limit); },
         std::move(done));
   }
-
- private:
-  Runtime& runtime_;
-  std::shared_ptr<SqliteRoundStore> store_;
-  std::shared_ptr<Gate> gate_;       // writes
-  std::shared_ptr<Gate> read_gate_;  // reads: never queue behind a write
 };
 
-class SqliteVectorStoreAdapter final : public VectorStore {
+class SqliteVectorStoreAdapter final : public VectorStore, private Gated<SqliteVectorStore> {
  public:
-  SqliteVectorStoreAdapter(Runtime& runtime, std::shared_ptr<SqliteVectorStore> store)
-      : runtime_(runtime),
-        store_(std::move(store)),
-        gate_(std::make_shared<Gate>([s = store_.get()] { s->interrupt(); })),
-        read_gate_(std::make_shared<Gate>([s = store_.get()] { s->interrupt_reads(); })) {
-    gate_->keep_alive_ = store_;
-    read_gate_->keep_alive_ = store_;
-  }
+  using Gated::Gated;
 
   StoreCallPtr put(ChunkBatch chunks, const Executor& completion,
                    StoreHandler<void> done) override {
-    return submit<void>(
-        runtime_, "sqlite.write.vectors", gate_, completion,
-        [s = store_, chunks = std::move(chunks)]() -> Result<void> {
-          auto n = s->put(*chunks);
-          if (!n) return std::unexpected(n.error());
-          return {};
-        },
-        std::move(done));
+    return write("sqlite.write.vectors", completion, std::move(chunks), std::move(done));
   }
 
   StoreCallPtr search(std::string session, std::vector<float> query, std::size_t top_k,
                       const Executor& completion,
                       StoreHandler<std::vector<ScoredChunk>> done) override {
-    return submit<std::vector<ScoredChunk>>(
-        runtime_, "sqlite.read.vectors", read_gate_, completion,
+    return read<std::vector<ScoredChunk>>(
+        "sqlite.read.vectors", completion,
         [s = store_, session = std::move(session), query = std::move(query), top_k] {
           return s->search(session, query, top_k);
         },
         std::move(done));
   }
-
- private:
-  Runtime& runtime_;
-  std::shared_ptr<SqliteVectorStore> store_;
-  std::shared_ptr<Gate> gate_;       // writes
-  std::shared_ptr<Gate> read_gate_;  // reads: never queue behind a write
 };
 
 }  // namespace
