@@ -42,7 +42,7 @@ memfuse::TaskSpec noop_task(std::atomic<int>* done, std::promise<void>* all) {
 
 void BM_FlushManagerRealThreads(benchmark::State& state) {
   const int workers = static_cast<int>(state.range(0));
-  memfuse::AsioRuntime rt({.io_threads = 2, .blocking_threads = 1});
+  memfuse::AsioRuntime rt({.io_threads = static_cast<int>(state.range(1)), .blocking_threads = 1});
   auto m = std::move(*memfuse::FlushManager::create(rt, bench_config(workers)));
   for (auto _ : state) {
     std::atomic<int> done{0};
@@ -57,7 +57,7 @@ void BM_FlushManagerRealThreads(benchmark::State& state) {
   m->stop([&](memfuse::DrainReport) { stopped.set_value(); });
   stopped.get_future().wait();
 }
-BENCHMARK(BM_FlushManagerRealThreads)->Arg(1)->Arg(3)->Arg(8)->UseRealTime();
+BENCHMARK(BM_FlushManagerRealThreads)->ArgsProduct({{1, 3, 8}, {1, 2}})->UseRealTime();
 
 void BM_FlushManagerSimulated(benchmark::State& state) {
   const int workers = static_cast<int>(state.range(0));

@@ -27,6 +27,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "adaptive_mutex.h"
 #include "latency_histogram.h"
 #include "memfuse/assert.h"
 #include "memfuse/executor.h"
@@ -46,12 +47,42 @@ std::string_view to_string(TaskStatus s) noexcept {
 
 namespace {
 
-using Actions = std::vector<std::move_only_function<void()>>;
+// User code collected under the lock, to run after unlocking. Typed lists
+// rather than one list of closures: a start or a completion is the hot path,
+// and a closure big enough to carry one costs a heap allocation each.
+// run() keeps the order every producer relies on: completion callbacks, then
+// the rest (drain reports come after the outcomes of the tasks they report
+// on), then attempt starts.
+struct Actions {
+  struct Completion {
+    CompletionFn callback;
+    TaskOutcome outcome;
+    std::shared_ptr<void> payload;
+  };
+  struct Start {
+    AttemptFn* attempt;  // in a Task, which only a strand handler erases: us, later
+    std::shared_ptr<Attempt> handle;
+  };
+  std::vector<Completion> completions;
+  std::vector<std::move_only_function<void()>> other;
+  std::vector<Start> starts;
 
-void run_all(Actions& actions) {
-  for (auto& a : actions) a();
-  actions.clear();
-}
+  [[nodiscard]] bool empty() const noexcept {
+    return completions.empty() && other.empty() && starts.empty();
+  }
+  void push_back(std::move_only_function<void()> fn) { other.push_back(std::move(fn)); }
+  // Runs everything and leaves the lists empty, their capacity kept.
+  void run() {
+    for (auto& c : completions) c.callback(c.outcome, std::move(c.payload));
+    completions.clear();
+    for (auto& f : other) f();
+    other.clear();
+    for (auto& st : starts) (*st.attempt)(std::move(st.handle));
+    starts.clear();
+  }
+};
+
+void run_all(Actions& actions) { actions.run(); }
 
 // The queue's ordering: (priority, sequence) and nothing else.
 struct Key {
@@ -81,14 +112,15 @@ std::size_t prio_index(Priority p) { return static_cast<std::size_t>(urgency_ran
 
 // "<kind>-<ms>-<seq>", without a format string: this is on every submit.
 TaskId make_task_id(std::string_view kind, std::int64_t ms, std::uint64_t seq) {
-  char buf[64];
-  char* p = std::copy(kind.begin(), kind.end(), buf);  // kind is at most 64: checked first
-  TaskId id(buf, p);
-  char num[24];
-  id.push_back('-');
-  id.append(num, std::to_chars(num, num + sizeof num, ms).ptr);
-  id.push_back('-');
-  id.append(num, std::to_chars(num, num + sizeof num, seq).ptr);
+  char num[2 * 21 + 2];
+  char* p = num;
+  *p++ = '-';
+  p = std::to_chars(p, num + 22, ms).ptr;
+  *p++ = '-';
+  p = std::to_chars(p, num + sizeof num, seq).ptr;
+  TaskId id;
+  id.reserve(kind.size() + static_cast<std::size_t>(p - num));  // one allocation
+  id.append(kind).append(num, p);
   return id;
 }
 
@@ -141,6 +173,11 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   void drain(TimePoint deadline, std::move_only_function<void(DrainReport)> done, bool now);
 
   // Strand only.
+  // The strand's work loop: takes every attempt result that has arrived,
+  // gives free workers the most urgent tasks, runs the attempt functions and
+  // callbacks that produced, and goes round again while that made more work
+  // (an attempt that completes at once, a submission meanwhile). It posts
+  // itself again after kLoopRounds rounds so timers get their turn.
   void pump();
   void start_ready_attempts(Actions& actions);
   void enqueue(Task& task);
@@ -148,7 +185,6 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   void start_attempt(Task& task, std::size_t slot, Actions& actions);
   void finish_attempt(std::uint64_t seq, int number, Result<void> result, Actions& actions);
   void deliver_completion(std::uint64_t seq, int number, Result<void> result);
-  void drain_inbox();
   void on_deadline_timer(std::uint64_t generation);
   void time_out_slot(std::size_t slot, std::vector<std::function<void()>>& hooks,
                      Actions& actions);
@@ -178,7 +214,7 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   asio::strand<asio::any_io_executor> strand_;
   Executor strand_executor_;
 
-  mutable std::mutex mutex_;
+  mutable detail::AdaptiveMutex mutex_;
   // By seq. Iterated only where order cannot matter (admit_waiters picks by
   // (priority, seq); the drain report is sorted by seq first).
   std::unordered_map<std::uint64_t, Task> tasks_;
@@ -200,7 +236,10 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   std::size_t waiting_ = 0;  // tasks in WaitingAdmission
   std::size_t backing_off_ = 0;
   std::uint64_t next_seq_ = 1;
+  // True from the post of pump() until a round of it finds nothing to do:
+  // submissions and results arriving meanwhile need no wake-up of their own.
   bool pump_posted_ = false;
+  static constexpr int kLoopRounds = 64;
   // Attempt results waiting for the strand. complete() may come from any
   // thread; one posted handler takes every result that has arrived, so a
   // burst of completions costs one wake-up, not one each.
@@ -210,7 +249,7 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
     Result<void> result;
   };
   std::vector<Completion> inbox_;  // guarded by mutex_
-  bool inbox_posted_ = false;      // guarded by mutex_
+  std::vector<Completion> inbox_batch_;  // strand only: inbox_ taken; keeps its capacity
   bool draining_ = false;
   bool drain_deadline_passed_ = false;
   std::vector<std::move_only_function<void(DrainReport)>> drain_waiters_;
@@ -395,12 +434,30 @@ Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
 
 void FlushManager::Impl::pump() {
   Actions actions;
-  {
-    std::lock_guard lock(mutex_);
-    pump_posted_ = false;
-    start_ready_attempts(actions);
+  for (int round = 1;; ++round) {
+    bool again = true;
+    {
+      std::lock_guard lock(mutex_);
+      inbox_batch_.swap(inbox_);
+      for (auto& c : inbox_batch_) finish_attempt(c.seq, c.number, std::move(c.result), actions);
+      inbox_batch_.clear();
+      start_ready_attempts(actions);  // freed workers take the most urgent tasks now
+      // Disarm only when nothing runs at all (an armed deadline that is too
+      // early costs one harmless firing; a disarm and re-arm per task costs more).
+      if (busy_slots_ == 0 && armed_deadline_) rearm_deadline_timer();
+      if (actions.empty()) {
+        pump_posted_ = false;
+        return;
+      }
+      if (round == kLoopRounds) {
+        again = false;
+        pump_posted_ = false;
+        schedule_pump();
+      }
+    }
+    run_all(actions);
+    if (!again) return;
   }
-  run_all(actions);
 }
 
 // REQUIRES: mutex_ held, on the strand. Gives every free worker the most
@@ -452,32 +509,13 @@ void FlushManager::Impl::start_attempt(Task& task, std::size_t slot, Actions& ac
   if (!armed_deadline_ || deadline < *armed_deadline_) rearm_deadline_timer();
   // The attempt function is user code: run it after unlocking. The task
   // cannot be erased before then: only strand handlers erase, and we are one.
-  actions.push_back([&task, attempt = task.current] { task.attempt(attempt); });
+  actions.starts.push_back(Actions::Start{&task.attempt, task.current});
 }
 
 void FlushManager::Impl::deliver_completion(std::uint64_t seq, int number, Result<void> result) {
   std::lock_guard lock(mutex_);
   inbox_.push_back(Completion{seq, number, std::move(result)});
-  if (!inbox_posted_) {
-    inbox_posted_ = true;
-    post([](Impl& m) { m.drain_inbox(); });
-  }
-}
-
-void FlushManager::Impl::drain_inbox() {
-  Actions actions;
-  {
-    std::lock_guard lock(mutex_);
-    inbox_posted_ = false;
-    std::vector<Completion> batch;
-    batch.swap(inbox_);
-    for (auto& c : batch) finish_attempt(c.seq, c.number, std::move(c.result), actions);
-    start_ready_attempts(actions);  // freed workers take the most urgent tasks now
-    // Disarm only when nothing runs at all (an armed deadline that is too
-    // early costs one harmless firing; a disarm and re-arm per task costs more).
-    if (busy_slots_ == 0 && armed_deadline_) rearm_deadline_timer();
-  }
-  run_all(actions);
+  schedule_pump();
 }
 
 // REQUIRES: mutex_ held, on the strand.
@@ -655,10 +693,12 @@ void FlushManager::Impl::finish_task(Task& task, TaskStatus status, std::optiona
     log_.warn("flush task {} {} after {} attempt(s): {}", task.id, to_string(status),
               task.attempts, error ? error->to_string() : std::string("?"));
   }
-  TaskOutcome outcome{task.id, status, task.attempts, std::move(error)};
   if (task.on_complete) {
-    actions.push_back([cb = std::move(task.on_complete), outcome = std::move(outcome),
-                       payload = task.payload]() mutable { cb(outcome, std::move(payload)); });
+    // The task is erased below: its id and payload move into the outcome.
+    actions.completions.push_back(
+        Actions::Completion{std::move(task.on_complete),
+                            TaskOutcome{std::move(task.id), status, task.attempts, std::move(error)},
+                            std::move(task.payload)});
   }
   tasks_.erase(task.seq);  // `task` is gone from here on
   admit_waiters(actions);
