@@ -19,22 +19,51 @@ std::uint64_t fnv1a(std::string_view s, std::uint64_t h = 0xcbf29ce484222325ull)
   return h;
 }
 
+constexpr std::uint64_t kFnvPrime = 0x100000001b3ull;
+
 // Lower-cased ASCII letters and digits, and every byte of a non-ASCII UTF-8
-// sequence, are word characters; everything else separates words.
-std::vector<std::string> words(std::string_view text) {
-  std::vector<std::string> out;
-  std::string w;
+// sequence, are word characters; everything else separates words. (ASCII
+// rules on purpose: the C library's would follow the process's locale.)
+// Returns the byte as it goes into a word, or -1 for a separator.
+inline int word_byte(unsigned char u) noexcept {
+  if (u >= 0x80) return u;
+  if (u >= 'A' && u <= 'Z') return u - 'A' + 'a';
+  if ((u >= 'a' && u <= 'z') || (u >= '0' && u <= '9')) return u;
+  return -1;
+}
+
+// Feeds every word's hash, and every adjacent pair's hash
+// fnv1a(second, fnv1a(" ", fnv1a(first))), to `add`, in one pass with no
+// allocation: the pair hash of a word is built alongside its own hash, seeded
+// from the previous word's.
+template <typename Add>
+std::size_t hash_words(std::string_view text, Add add) {
+  std::size_t count = 0;
+  std::uint64_t word = 0, pair = 0, previous = 0;
+  bool in_word = false;
+  auto end_word = [&] {
+    add(word);
+    if (count > 0) add(pair);
+    previous = word;
+    ++count;
+    in_word = false;
+  };
   for (char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x80 || std::isalnum(u) != 0) {
-      w.push_back(u < 0x80 ? static_cast<char>(std::tolower(u)) : c);
-    } else if (!w.empty()) {
-      out.push_back(std::move(w));
-      w.clear();
+    const int b = word_byte(static_cast<unsigned char>(c));
+    if (b < 0) {
+      if (in_word) end_word();
+      continue;
     }
+    if (!in_word) {
+      in_word = true;
+      word = 0xcbf29ce484222325ull;
+      pair = (previous ^ static_cast<unsigned char>(' ')) * kFnvPrime;
+    }
+    word = (word ^ static_cast<std::uint64_t>(b)) * kFnvPrime;
+    pair = (pair ^ static_cast<std::uint64_t>(b)) * kFnvPrime;
   }
-  if (!w.empty()) out.push_back(std::move(w));
-  return out;
+  if (in_word) end_word();
+  return count;
 }
 
 }  // namespace
@@ -49,12 +78,8 @@ Result<std::vector<float>> HashingEmbedder::embed(std::string_view text) const {
   auto add = [&](std::uint64_t h) {
     acc[static_cast<std::size_t>(h % dim)] += (h >> 63) != 0 ? -1.0 : 1.0;
   };
-  const auto ws = words(text);
-  for (std::size_t i = 0; i < ws.size(); ++i) {
-    add(fnv1a(ws[i]));
-    if (i + 1 < ws.size()) add(fnv1a(ws[i + 1], fnv1a(" ", fnv1a(ws[i]))));
-  }
-  if (ws.empty()) add(fnv1a(text, 0x84222325cbf29ce4ull));  // no words: hash the raw bytes
+  const std::size_t word_count = hash_words(text, add);
+  if (word_count == 0) add(fnv1a(text, 0x84222325cbf29ce4ull));  // no words: hash the raw bytes
   double norm = 0;
   for (double x : acc) norm += x * x;
   if (norm == 0) {

@@ -136,6 +136,7 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
   asio::strand<asio::any_io_executor> strand;
   Executor strand_executor;
   std::unique_ptr<Timer> timer;  // strand only
+  std::unique_ptr<Timer> drain_timer;  // strand only: the drain's deadline while it waits for space
 
   mutable std::mutex mutex;  // the data lock: no I/O, no callbacks under it
   std::deque<Entry> buffer;  // by seq
@@ -147,6 +148,10 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
   bool size_trigger_blocked = false;  // the queue refused; wait for a completion
   bool draining = false;
   bool drained = false;
+  // drain(): the flush queue refused the drain's batch while batches of ours
+  // were in flight; the next outcome cuts and submits again (until the deadline).
+  bool drain_waiting_for_space = false;
+  TimePoint drain_deadline{};
   std::vector<std::move_only_function<void(HybridDrainReport)>> drain_handlers;
   HybridBufferStats counters;
 
@@ -233,8 +238,9 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
     for (auto& c : calls) post(std::move(c));
   }
 
-  // Hands a cut batch to the FlushManager; if it refuses, the rounds go back.
-  void submit(const std::shared_ptr<Batch>& b) {
+  // Hands a cut batch to the FlushManager; if it refuses, the rounds go back
+  // and the refusal's code is returned.
+  std::optional<ErrorCode> submit(const std::shared_ptr<Batch>& b) {
     TaskSpec spec;
     spec.kind = "hybrid";
     spec.priority = priority_of(b->trigger);
@@ -252,11 +258,11 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
       if (auto self = weak.lock()) self->on_outcome(b, outcome);
     };
     auto id = manager.submit(std::move(spec));
-    if (id) return;
+    if (id) return std::nullopt;
     std::vector<std::shared_ptr<FlushWaiter>> waiters;
     {
       std::lock_guard lock(mutex);
-      if (!in_flight.contains(b->number)) return;
+      if (!in_flight.contains(b->number)) return id.error().code();
       waiters = restore(b);
       ++counters.flush_submit_rejected;
       size_trigger_blocked = true;
@@ -264,6 +270,48 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
     log.warn("hybrid buffer: the flush queue refused a batch of {} rounds ({}); they stay buffered",
              b->rounds->size(), id.error().to_string());
     notify(std::move(waiters), std::unexpected(id.error()));
+    return id.error().code();
+  }
+
+  // drain(), after the cut: submits the drain's batch and then drains the
+  // manager. A full queue is not the end of a drain that has time left: while
+  // batches of ours are in flight, their outcomes free space, and the next
+  // outcome submits again (or the deadline ends the wait).
+  void continue_drain(std::shared_ptr<Batch> b) {
+    for (int tries = 0; b && tries < 3; ++tries) {
+      const auto refused = submit(b);
+      if (refused != ErrorCode::QueueFull) break;
+      std::lock_guard lock(mutex);
+      b.reset();
+      if (runtime.clock().now() >= drain_deadline) break;
+      if (!in_flight.empty()) {
+        drain_waiting_for_space = true;
+        post([self = shared_from_this()] { self->arm_drain_deadline(); });  // timers: strand only
+        return;
+      }
+      b = cut(FlushTrigger::Drain);  // everything of ours just finished: room again
+    }
+    drain_manager();
+  }
+
+  // On the strand. Ends the wait for space at the drain's deadline.
+  void arm_drain_deadline() {
+    drain_timer->async_wait_until(drain_deadline, [w = weak_from_this()](std::error_code ec) {
+      auto self = w.lock();
+      if (!self || ec) return;
+      {
+        std::lock_guard guard(self->mutex);
+        if (!self->drain_waiting_for_space) return;  // an outcome went on with the drain
+        self->drain_waiting_for_space = false;
+      }
+      self->drain_manager();
+    });
+  }
+
+  void drain_manager() {
+    manager.drain(drain_deadline, [self = shared_from_this()](DrainReport report) mutable {
+      self->post([self, report = std::move(report)]() mutable { self->finish_drain(std::move(report)); });
+    });
   }
 
   void run_attempt(const std::shared_ptr<Batch>& b, std::shared_ptr<Attempt> attempt) {
@@ -322,10 +370,14 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
     std::vector<std::shared_ptr<FlushWaiter>> waiters;
     std::optional<FlushFailure> failure;
     Result<void> result;
+    bool retry_drain = false;
+    std::shared_ptr<Batch> drain_batch;
     {
       std::lock_guard lock(mutex);
       if (!in_flight.contains(b->number)) return;  // a drain handed it back already
       size_trigger_blocked = false;
+      retry_drain = drain_waiting_for_space;
+      drain_waiting_for_space = false;
       switch (outcome.status) {
         case TaskStatus::Success:
           waiters = retire(b);
@@ -353,7 +405,9 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
               outcome.error.value_or(Error(ErrorCode::Cancelled, "the flush was cancelled")));
           break;
       }
+      if (retry_drain) drain_batch = cut(FlushTrigger::Drain);
     }
+    if (retry_drain) continue_drain(std::move(drain_batch));
     if (failure) {
       log.error("hybrid buffer: flush {} of {} rounds failed for good ({}); the rounds are back in "
                 "the buffer, ahead of newer ones",
@@ -517,6 +571,7 @@ Result<std::unique_ptr<HybridBuffer>> HybridBuffer::create(Runtime& runtime, Flu
   auto impl = std::make_shared<Impl>(runtime, manager, rounds, vectors, embedder,
                                      std::move(options), std::move(logger));
   impl->timer = runtime.make_timer(impl->strand_executor);
+  impl->drain_timer = runtime.make_timer(impl->strand_executor);
   impl->post([impl = impl.get()] { impl->arm_timer(); });
   manager.set_tick_handler([w = std::weak_ptr<Impl>(impl)] {
     if (auto self = w.lock()) self->post([self] { self->on_timer(); });
@@ -759,13 +814,11 @@ void HybridBuffer::drain(TimePoint deadline, std::move_only_function<void(Hybrid
       return;
     }
     m.draining = true;
+    m.drain_deadline = deadline;
     batch = m.cut(FlushTrigger::Drain);
   }
   m.post([self = impl_] { self->timer->cancel(); });
-  if (batch) m.submit(batch);
-  m.manager.drain(deadline, [self = impl_](DrainReport report) mutable {
-    self->post([self, report = std::move(report)]() mutable { self->finish_drain(std::move(report)); });
-  });
+  m.continue_drain(std::move(batch));
 }
 
 HybridBuffer::Pending HybridBuffer::pending() const {

@@ -431,6 +431,39 @@ TEST(HybridBuffer, DrainDeadlineHandsBackWhatItCouldNotPersistWithItsData) {
   EXPECT_EQ(h.buffer->stats().pending_rounds, 0u);
 }
 
+// A full flush queue at drain time: the drain's batch waits for the batches
+// in flight and goes next, instead of being handed back with time to spare.
+TEST(HybridBuffer, DrainWithAFullQueueWaitsForSpaceAndPersistsEverything) {
+  Harness h({.max_size = 1, .workers = 1, .max_queue_size = 1});
+  h.rounds.set_script({{}, 10s});
+  const auto a = h.add("s", "in flight");  // takes the queue's one slot for 10 s
+  const auto b = h.add("s", "buffered");   // refused: QueueFull, stays buffered
+  ASSERT_EQ(h.buffer->stats().flush_submit_rejected, 1u);
+  const auto report = h.drain(60s);
+  EXPECT_TRUE(report.completed_in_time);
+  EXPECT_TRUE(report.unpersisted.empty());
+  EXPECT_EQ(h.rounds.rows().size(), 2u);
+  const auto s = h.buffer->stats();
+  EXPECT_EQ(s.flush_submit_rejected, 2u) << "the drain's first submission met the full queue";
+  EXPECT_EQ(s.flush_manager.submitted_by_priority[static_cast<std::size_t>(Priority::Critical)], 1u);
+  EXPECT_EQ(s.pending_rounds, 0u);
+  (void)a;
+  (void)b;
+}
+
+// ... and when the deadline comes first, what is left is handed back, with its data.
+TEST(HybridBuffer, DrainWaitingForSpaceStopsAtTheDeadline) {
+  Harness h({.max_size = 1, .workers = 1, .max_queue_size = 1, .timeout = 100s});
+  h.rounds.set_script({{}, 50s});
+  h.add("s", "in flight");
+  const auto b = h.add("s", "buffered");
+  const auto report = h.drain(5s);
+  EXPECT_FALSE(report.completed_in_time);
+  ASSERT_EQ(report.unpersisted.size(), 2u);
+  EXPECT_EQ(report.unpersisted[1].id, b.id);
+  EXPECT_EQ(h.buffer->stats().pending_rounds, 0u);
+}
+
 TEST(HybridBuffer, AReadOnAHungStoreTimesOutInsteadOfHanging) {
   Harness h({.max_size = 1});
   h.add("s", "stored");

@@ -1,0 +1,228 @@
+// add() latency while flushes run, on real threads and a SQLite file in WAL
+// mode: the production HybridBuffer (Pipeline, embedded default) and the
+// legacy synchronous design (sim/legacy/legacy_sync_buffer.h, one lock held
+// across the storage writes), side by side in one run.
+//
+// One thread calls add() at a fixed pace (one call every 100 us, 20 000
+// calls) and times each call. Regimes:
+//   idle        no flush runs (the buffer never fills): the floor;
+//   flushing    a second client adds one round every 200 us and batches of
+//               100 flush all the time;
+//   slow_store  the same, and another connection holds SQLite's write lock
+//               50 ms out of every 100 ms (a slow disk, a checkpoint, another
+//               process);
+//   full_queue  one flush worker, a flush queue of one task, and the write
+//               lock held 200 ms out of every 250 ms: the queue is full most
+//               of the time (the counter queue_full shows it).
+// Counters: p50_us, p99_us, p999_us, max_us of the timed calls; overloaded
+// (calls answered Overloaded, timed like the rest); flushes.
+#include <benchmark/benchmark.h>
+
+#include <atomic>
+#include <future>
+#include <thread>
+
+#include "bench_support.h"
+#include "legacy_sync_buffer.h"
+#include "memfuse/asio_runtime.h"
+#include "memfuse/pipeline.h"
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+using namespace std::chrono_literals;
+using memfuse::bench::percentiles;
+using memfuse::bench::seed_round;
+
+constexpr std::uint64_t kTimedAdds = 20'000;
+constexpr auto kTimedInterval = 100us;
+constexpr auto kLoadInterval = 200us;
+
+struct Regime {
+  const char* name;
+  bool load;
+  std::chrono::milliseconds hold;
+  std::chrono::milliseconds period;
+  int max_size;
+  int workers;
+  int queue;
+};
+
+constexpr Regime kRegimes[] = {
+    {"idle", false, 0ms, 0ms, 1'000'000, 3, 100},
+    {"flushing", true, 0ms, 0ms, 100, 3, 100},
+    {"slow_store", true, 50ms, 100ms, 100, 3, 100},
+    {"full_queue", true, 200ms, 250ms, 100, 1, 1},
+};
+
+// Runs the timed client (and the load client) against `add`, which returns
+// true when the call was answered Overloaded.
+template <typename Add>
+std::vector<std::int64_t> drive(const Regime& regime, Add add, std::uint64_t* overloaded) {
+  std::atomic<bool> stop{false};
+  std::thread load;
+  if (regime.load) {
+    load = std::thread([&] {
+      const auto start = std::chrono::steady_clock::now();
+      for (std::uint64_t i = 0; !stop.load(); ++i) {
+        std::this_thread::sleep_until(start + kLoadInterval * static_cast<std::int64_t>(i));
+        (void)add(seed_round(1'000'000 + i));
+      }
+    });
+  }
+  std::vector<std::int64_t> ns;
+  ns.reserve(kTimedAdds);
+  std::vector<memfuse::NewRound> rounds;
+  rounds.reserve(kTimedAdds);
+  for (std::uint64_t i = 0; i < kTimedAdds; ++i) rounds.push_back(seed_round(i));
+  memfuse::bench::paced(kTimedAdds, kTimedInterval, [&](std::uint64_t i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool refused = add(std::move(rounds[i]));
+    const auto t1 = std::chrono::steady_clock::now();
+    ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+    if (refused) ++*overloaded;
+  });
+  stop.store(true);
+  if (load.joinable()) load.join();
+  return ns;
+}
+
+void report(benchmark::State& state, const Regime& regime, const std::vector<std::int64_t>& ns,
+            std::uint64_t overloaded) {
+  const auto p = percentiles(ns);
+  state.counters["p50_us"] = p.p50_us;
+  state.counters["p99_us"] = p.p99_us;
+  state.counters["p999_us"] = p.p999_us;
+  state.counters["max_us"] = p.max_us;
+  state.counters["overloaded"] = static_cast<double>(overloaded);
+  state.counters["timed_adds"] = static_cast<double>(ns.size());
+  state.SetLabel(regime.name);
+}
+
+void BM_AddLatencyProduction(benchmark::State& state) {
+  const Regime& regime = kRegimes[state.range(0)];
+  for (auto _ : state) {
+    memfuse::bench::ScratchDir dir(std::string("add-prod-") + regime.name);
+    memfuse::Config config;
+    config.sqlite.path = dir.file("memfuse.db");
+    config.sqlite.synchronous = memfuse::SqliteSynchronous::Normal;
+    config.sqlite.busy_timeout_ms = 60'000;
+    auto& hb = config.buffer.hybrid_buffer;
+    hb.max_size = regime.max_size;
+    hb.enable_auto_flush = false;
+    hb.max_pending_rounds = 1'000'000;
+    hb.max_pending_bytes = std::size_t{1} << 30;
+    auto& fm = config.buffer.flush_manager;
+    fm.max_workers = regime.workers;
+    fm.max_queue_size = regime.queue;
+    fm.enable_auto_flush = false;
+    memfuse::AsioRuntime rt({.io_threads = 1, .blocking_threads = 3});
+    auto pipeline = memfuse::Pipeline::open(rt, config);
+    if (!pipeline) {
+      state.SkipWithError(pipeline.error().to_string().c_str());
+      return;
+    }
+    auto& buffer = (*pipeline)->buffer();
+    std::uint64_t overloaded = 0;
+    std::vector<std::int64_t> ns;
+    {
+      memfuse::bench::WriteLockStaller staller(config.sqlite.path, regime.hold, regime.period);
+      ns = drive(regime, [&](memfuse::NewRound r) {
+        auto receipt = buffer.add(std::move(r));
+        return !receipt && receipt.error().code() == memfuse::ErrorCode::Overloaded;
+      }, &overloaded);
+    }
+    state.PauseTiming();
+    std::promise<memfuse::HybridDrainReport> drained;
+    buffer.drain(rt.clock().now() + 120s, [&](memfuse::HybridDrainReport r) { drained.set_value(std::move(r)); });
+    const auto drain_report = drained.get_future().get();
+    const auto stats = buffer.stats();
+    const auto fm_stats = (*pipeline)->manager().stats();
+    report(state, regime, ns, overloaded);
+    state.counters["flushes"] = static_cast<double>(stats.total_successful_flushes);
+    state.counters["queue_full"] = static_cast<double>(fm_stats.rejected_queue_full);
+    state.counters["unpersisted"] = static_cast<double>(drain_report.unpersisted.size());
+    state.ResumeTiming();
+    if (!drain_report.completed_in_time) {
+      const std::string why = "the drain did not complete: " + nlohmann::json::parse(stats.to_json()).dump();
+      state.SkipWithError(why.c_str());
+    }
+  }
+}
+
+void BM_AddLatencyLegacy(benchmark::State& state) {
+  const Regime& regime = kRegimes[state.range(0)];
+  for (auto _ : state) {
+    memfuse::bench::ScratchDir dir(std::string("add-legacy-") + regime.name);
+    memfuse::SqliteStoreOptions so;
+    so.path = dir.file("memfuse.db");
+    so.synchronous = memfuse::SqliteSynchronous::Normal;
+    so.busy_timeout_ms = 60'000;
+    auto rounds = memfuse::SqliteRoundStore::open(so);
+    auto vectors = memfuse::SqliteVectorStore::open(so, 384);
+    if (!rounds || !vectors) {
+      state.SkipWithError("cannot open the SQLite stores");
+      return;
+    }
+    memfuse::AsioRuntime rt({.io_threads = 1, .blocking_threads = 1});
+    memfuse::HashingEmbedder embedder(384);
+    memfuse::sim::legacy::LegacySyncBuffer buffer(rt, **rounds, **vectors, embedder,
+                                                  {.max_size = regime.max_size});
+    std::uint64_t overloaded = 0;
+    std::uint64_t failed = 0;
+    std::vector<std::int64_t> ns;
+    {
+      memfuse::bench::WriteLockStaller staller(so.path, regime.hold, regime.period);
+      ns = drive(regime, [&](memfuse::NewRound r) {
+        if (!buffer.add(std::move(r))) ++failed;
+        return false;
+      }, &overloaded);
+    }
+    state.PauseTiming();
+    if (!buffer.flush()) ++failed;
+    report(state, regime, ns, overloaded);
+    state.counters["failed"] = static_cast<double>(failed);
+    state.ResumeTiming();
+  }
+}
+
+// The CPU cost of one add() on an idle buffer, closed loop: what the
+// latencies above are made of (validation, id, chunking, embedding, append).
+constexpr std::uint64_t kCostAdds = 20'000;
+
+void BM_AddCallCost(benchmark::State& state) {
+  memfuse::bench::ScratchDir dir("add-cost");
+  memfuse::Config config;
+  config.sqlite.path = dir.file("memfuse.db");
+  config.buffer.hybrid_buffer.max_size = 1'000'000;
+  config.buffer.hybrid_buffer.enable_auto_flush = false;
+  config.buffer.hybrid_buffer.max_pending_rounds = 10'000'000;
+  config.buffer.hybrid_buffer.max_pending_bytes = std::size_t{8} << 30;
+  memfuse::AsioRuntime rt({.io_threads = 1, .blocking_threads = 1});
+  auto pipeline = memfuse::Pipeline::open(rt, config);
+  auto& buffer = (*pipeline)->buffer();
+  std::vector<memfuse::NewRound> rounds;
+  for (std::uint64_t i = 0; i < kCostAdds; ++i) rounds.push_back(seed_round(i));
+  std::size_t next = 0;
+  for (auto _ : state) benchmark::DoNotOptimize(buffer.add(std::move(rounds[next++])));
+  std::promise<void> drained;
+  buffer.drain(rt.clock().now() + 600s, [&](memfuse::HybridDrainReport) { drained.set_value(); });
+  drained.get_future().wait();
+}
+BENCHMARK(BM_AddCallCost)->Iterations(kCostAdds);
+
+void BM_EmbedOneChunk(benchmark::State& state) {
+  memfuse::HashingEmbedder embedder(384);
+  const auto r = seed_round(7);
+  const std::string text = r.messages[0].content + "\n" + r.messages[1].content;
+  for (auto _ : state) benchmark::DoNotOptimize(embedder.embed(text));
+}
+BENCHMARK(BM_EmbedOneChunk);
+
+BENCHMARK(BM_AddLatencyProduction)->DenseRange(0, 3)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_AddLatencyLegacy)->DenseRange(0, 3)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

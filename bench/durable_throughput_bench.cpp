@@ -1,0 +1,200 @@
+// Sustained durable throughput: rounds per second fully persisted (SQLite
+// rounds + SQLite vectors, synchronous=NORMAL, batches of 100), through the
+// production Pipeline, against raw SQLite inserting the same rows in the same
+// batch size, in one run.
+//
+// Production: one thread adds 20 000 rounds (ids, chunking and embedding
+// included, as add() does them), then flush() and wait until durable; the
+// clock stops when everything is acknowledged by both stores.
+// Raw SQLite: the same rows, prepared beforehand (ids, message JSON, chunk
+// texts and vectors), inserted with prepared statements by one connection,
+// 100 rounds and their chunks per transaction, into the same schema.
+#include <benchmark/benchmark.h>
+#include <sqlite3.h>
+
+#include <future>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "bench_support.h"
+#include "memfuse/asio_runtime.h"
+#include "memfuse/chunker.h"
+#include "memfuse/embedder.h"
+#include "memfuse/pipeline.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+constexpr std::uint64_t kRounds = 20'000;
+constexpr int kBatch = 100;
+
+void BM_DurableProduction(benchmark::State& state) {
+  for (auto _ : state) {
+    state.PauseTiming();
+    memfuse::bench::ScratchDir dir("durable-prod");
+    memfuse::Config config;
+    config.sqlite.path = dir.file("memfuse.db");
+    config.sqlite.synchronous = memfuse::SqliteSynchronous::Normal;
+    auto& hb = config.buffer.hybrid_buffer;
+    hb.max_size = kBatch;
+    hb.enable_auto_flush = false;
+    hb.max_pending_rounds = 1'000'000;
+    hb.max_pending_bytes = std::size_t{1} << 30;
+    config.buffer.flush_manager.max_workers = static_cast<int>(state.range(0));
+    config.buffer.flush_manager.max_queue_size = 1000;
+    config.buffer.flush_manager.enable_auto_flush = false;
+    memfuse::AsioRuntime rt({.io_threads = 1, .blocking_threads = 2});
+    auto pipeline = memfuse::Pipeline::open(rt, config);
+    if (!pipeline) {
+      state.SkipWithError(pipeline.error().to_string().c_str());
+      return;
+    }
+    auto& buffer = (*pipeline)->buffer();
+    std::vector<memfuse::NewRound> rounds;
+    rounds.reserve(kRounds);
+    for (std::uint64_t i = 0; i < kRounds; ++i) rounds.push_back(memfuse::bench::seed_round(i));
+    std::uint64_t overloaded = 0;
+    state.ResumeTiming();
+
+    for (auto& r : rounds) {
+      for (;;) {
+        auto receipt = buffer.add(r);
+        if (receipt) break;
+        if (receipt.error().code() != memfuse::ErrorCode::Overloaded) {
+          state.SkipWithError(receipt.error().to_string().c_str());
+          return;
+        }
+        ++overloaded;
+        std::this_thread::yield();
+      }
+    }
+    std::promise<memfuse::Result<void>> durable;
+    buffer.flush([&](memfuse::Result<void> r) { durable.set_value(std::move(r)); });
+    const auto result = durable.get_future().get();
+
+    state.PauseTiming();
+    if (!result) state.SkipWithError(result.error().to_string().c_str());
+    const auto stored = (*pipeline)->sqlite_rounds().count();
+    if (!stored || *stored != kRounds) state.SkipWithError("not every round is stored");
+    std::promise<void> drained;
+    buffer.drain(rt.clock().now() + 60s, [&](memfuse::HybridDrainReport) { drained.set_value(); });
+    drained.get_future().wait();
+    state.counters["overloaded_retries"] = static_cast<double>(overloaded);
+    state.counters["flushes"] = static_cast<double>(buffer.stats().total_successful_flushes);
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kRounds));
+}
+BENCHMARK(BM_DurableProduction)->Arg(1)->Arg(3)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+struct RawRow {
+  memfuse::Round round;
+  std::string messages_json;
+  std::vector<memfuse::EmbeddedChunk> chunks;
+};
+
+std::vector<RawRow> raw_rows() {
+  memfuse::HashingEmbedder embedder(384);
+  std::vector<RawRow> rows;
+  rows.reserve(kRounds);
+  for (std::uint64_t i = 0; i < kRounds; ++i) {
+    auto in = memfuse::bench::seed_round(i);
+    RawRow row;
+    row.round.id = memfuse::make_round_id(1'750'000'000'000 + static_cast<std::int64_t>(i), i, ~i);
+    row.round.session_id = std::move(in.session_id);
+    row.round.seq = i + 1;
+    row.round.messages = std::move(in.messages);
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& m : row.round.messages) a.push_back({{"role", m.role}, {"content", m.content}});
+    row.messages_json = a.dump();
+    for (auto& c : memfuse::chunk_round(row.round, 1024)) {
+      auto v = embedder.embed(c.text);
+      row.chunks.push_back({std::move(c), std::move(*v)});
+    }
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+bool exec(sqlite3* db, const char* sql) {
+  return sqlite3_exec(db, sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+}
+
+void BM_DurableRawSqlite(benchmark::State& state) {
+  const auto rows = raw_rows();
+  for (auto _ : state) {
+    state.PauseTiming();
+    memfuse::bench::ScratchDir dir("durable-raw");
+    const std::string path = dir.file("raw.db");
+    {  // the same schema, made by the stores themselves
+      memfuse::SqliteStoreOptions so{path, memfuse::SqliteSynchronous::Normal, 5000, {}};
+      auto r = memfuse::SqliteRoundStore::open(so);
+      auto v = memfuse::SqliteVectorStore::open(so, 384);
+      if (!r || !v) {
+        state.SkipWithError("cannot create the schema");
+        return;
+      }
+    }
+    sqlite3* db = nullptr;
+    sqlite3_open(path.c_str(), &db);
+    exec(db, "PRAGMA journal_mode=WAL");
+    exec(db, "PRAGMA synchronous=NORMAL");
+    sqlite3_stmt* ins_round = nullptr;
+    sqlite3_stmt* ins_chunk = nullptr;
+    sqlite3_prepare_v2(db,
+                       "INSERT INTO rounds(id, session_id, user_id, seq, created_at_ns, messages) "
+                       "VALUES (?1, ?2, NULL, ?3, ?4, ?5) ON CONFLICT(id) DO NOTHING",
+                       -1, &ins_round, nullptr);
+    sqlite3_prepare_v2(db,
+                       "INSERT INTO chunks(round_id, idx, session_id, text, vector) "
+                       "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(round_id, idx) DO NOTHING",
+                       -1, &ins_chunk, nullptr);
+    bool ok = true;
+    state.ResumeTiming();
+
+    for (std::size_t begin = 0; begin < rows.size() && ok; begin += kBatch) {
+      ok = exec(db, "BEGIN IMMEDIATE");
+      const std::size_t end = std::min(rows.size(), begin + kBatch);
+      for (std::size_t i = begin; i < end && ok; ++i) {
+        const auto& row = rows[i];
+        const auto& r = row.round;
+        sqlite3_bind_blob(ins_round, 1, r.id.uuid.bytes.data(), 16, SQLITE_STATIC);
+        sqlite3_bind_blob(ins_round, 2, r.session_id.data(), static_cast<int>(r.session_id.size()),
+                          SQLITE_STATIC);
+        sqlite3_bind_int64(ins_round, 3, static_cast<sqlite3_int64>(r.seq));
+        sqlite3_bind_int64(ins_round, 4, static_cast<sqlite3_int64>(r.seq));
+        sqlite3_bind_text(ins_round, 5, row.messages_json.data(),
+                          static_cast<int>(row.messages_json.size()), SQLITE_STATIC);
+        ok = sqlite3_step(ins_round) == SQLITE_DONE;
+        sqlite3_reset(ins_round);
+        for (const auto& c : row.chunks) {
+          sqlite3_bind_blob(ins_chunk, 1, r.id.uuid.bytes.data(), 16, SQLITE_STATIC);
+          sqlite3_bind_int64(ins_chunk, 2, c.chunk.index);
+          sqlite3_bind_blob(ins_chunk, 3, r.session_id.data(), static_cast<int>(r.session_id.size()),
+                            SQLITE_STATIC);
+          sqlite3_bind_blob(ins_chunk, 4, c.chunk.text.data(), static_cast<int>(c.chunk.text.size()),
+                            SQLITE_STATIC);
+          sqlite3_bind_blob(ins_chunk, 5, c.vector.data(),
+                            static_cast<int>(c.vector.size() * sizeof(float)), SQLITE_STATIC);
+          ok = ok && sqlite3_step(ins_chunk) == SQLITE_DONE;
+          sqlite3_reset(ins_chunk);
+        }
+      }
+      ok = ok && exec(db, "COMMIT");
+    }
+
+    state.PauseTiming();
+    if (!ok) state.SkipWithError(sqlite3_errmsg(db));
+    sqlite3_finalize(ins_round);
+    sqlite3_finalize(ins_chunk);
+    sqlite3_close(db);
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kRounds));
+}
+BENCHMARK(BM_DurableRawSqlite)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
