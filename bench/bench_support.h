@@ -117,8 +117,11 @@ class WriteLockStaller {
   std::thread thread_;
 };
 
-// Calls `fn(i)` for i in [0, count) at a fixed pace from the calling thread:
-// call i starts at start + i * interval (or at once when behind).
+// Calls `fn(i, due)` for i in [0, count) at a fixed pace from the calling
+// thread: call i is due at start + i * interval and starts then (or at once
+// when behind). Timing from `due` rather than from the call's start counts
+// the wait of calls that were held up behind a slow one (no coordinated
+// omission).
 template <typename Fn>
 void paced(std::uint64_t count, std::chrono::microseconds interval, Fn fn) {
   const auto start = std::chrono::steady_clock::now();
@@ -129,7 +132,7 @@ void paced(std::uint64_t count, std::chrono::microseconds interval, Fn fn) {
         std::this_thread::sleep_for(std::chrono::microseconds(20));
       }
     }
-    fn(i);
+    fn(i, due);
   }
 }
 

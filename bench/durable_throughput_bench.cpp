@@ -44,7 +44,7 @@ void BM_DurableProduction(benchmark::State& state) {
     config.buffer.flush_manager.max_workers = static_cast<int>(state.range(0));
     config.buffer.flush_manager.max_queue_size = 1000;
     config.buffer.flush_manager.enable_auto_flush = false;
-    memfuse::AsioRuntime rt({.io_threads = 1, .blocking_threads = 2});
+    memfuse::AsioRuntime rt({.io_threads = 1, .blocking_threads = static_cast<int>(state.range(1))});
     auto pipeline = memfuse::Pipeline::open(rt, config);
     if (!pipeline) {
       state.SkipWithError(pipeline.error().to_string().c_str());
@@ -86,7 +86,7 @@ void BM_DurableProduction(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kRounds));
 }
-BENCHMARK(BM_DurableProduction)->Arg(1)->Arg(3)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_DurableProduction)->Args({1, 1})->Args({1, 2})->Args({3, 2})->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 struct RawRow {
   memfuse::Round round;

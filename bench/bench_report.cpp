@@ -1,0 +1,234 @@
+// bench_report: reads the JSON that the benchmark programs wrote (Google
+// Benchmark's --benchmark_out format), and prints the table as
+// markdown: each figure, its baseline from the same run, the ratio, the
+// goal, and whether the goal is met. Writes the same data as JSON.
+//
+//   bench_report --dir build/release/bench --json build/release/bench-report.json
+//
+// A benchmark that did not run (or skipped with an error) shows as "missing"
+// and fails its goal; the exit status is 0 either way (a report, not a gate).
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace {
+
+using nlohmann::json;
+
+// name -> the run's fields; a "median" aggregate wins over single runs.
+using Runs = std::map<std::string, json>;
+
+Runs load(const std::string& path) {
+  Runs runs;
+  std::ifstream in(path);
+  if (!in) return runs;
+  const json j = json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.contains("benchmarks")) return runs;
+  for (const auto& b : j["benchmarks"]) {
+    if (b.contains("error_occurred") && b["error_occurred"].get<bool>()) continue;
+    const std::string run_type = b.value("run_type", "iteration");
+    if (run_type == "aggregate") {
+      if (b.value("aggregate_name", "") != "median") continue;
+      runs[b.value("run_name", b.value("name", ""))] = b;
+    } else {
+      const std::string name = b.value("run_name", b.value("name", ""));
+      if (!runs.contains(name)) runs[name] = b;
+    }
+  }
+  return runs;
+}
+
+std::optional<double> field(const Runs& runs, const std::string& name, const std::string& key) {
+  auto it = runs.find(name);
+  if (it == runs.end() || !it->second.contains(key)) return std::nullopt;
+  return it->second[key].get<double>();
+}
+
+struct Row {
+  std::string figure;
+  std::optional<double> value;
+  std::string unit;
+  std::string baseline_name;
+  std::optional<double> baseline;
+  std::optional<double> ratio;  // as the goal reads it
+  std::string goal;
+  bool met = false;
+};
+
+std::string number(std::optional<double> v, const std::string& unit) {
+  if (!v) return "missing";
+  const double x = *v;
+  if (unit == "tasks/s" || unit == "events/s" || unit == "rounds/s" || unit == "items/s") {
+    if (x >= 1e6) return fmt::format("{:.2f} M/s", x / 1e6);
+    if (x >= 1e3) return fmt::format("{:.1f} k/s", x / 1e3);
+    return fmt::format("{:.1f} /s", x);
+  }
+  if (unit == "us") {
+    if (x >= 1e6) return fmt::format("{:.2f} s", x / 1e6);
+    if (x >= 1e3) return fmt::format("{:.2f} ms", x / 1e3);
+    return fmt::format("{:.1f} us", x);
+  }
+  if (unit == "x") return fmt::format("{:.0f}x", x);
+  if (unit == "ratio") return fmt::format("{:.2f}", x);
+  return fmt::format("{:.1f} {}", x, unit);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Builds the benchmark table from the benchmark programs' JSON output"};
+  std::string dir = "build/release/bench";
+  std::string json_out = "build/release/bench-report.json";
+  app.add_option("--dir", dir, "where the *_bench.json files are")->capture_default_str();
+  app.add_option("--json", json_out, "the JSON report to write")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+
+  const Runs add = load(dir + "/add_latency_bench.json");
+  const Runs durable = load(dir + "/durable_throughput_bench.json");
+  const Runs fm = load(dir + "/flush_manager_bench.json");
+  const Runs world = load(dir + "/world_bench.json");
+  const Runs mem = load(dir + "/memory_bench.json");
+
+  std::vector<Row> rows;
+  const char* regimes[] = {"idle", "flushing", "slow_store", "full_queue"};
+  for (int i = 0; i < 4; ++i) {
+    const std::string prod = fmt::format("BM_AddLatencyProduction/{}/iterations:1/real_time", i);
+    const std::string legacy = fmt::format("BM_AddLatencyLegacy/{}/iterations:1/real_time", i);
+    for (const char* kind : {"p99_us", "response_p99_us"}) {
+      const bool service = std::string(kind) == "p99_us";
+      Row r;
+      r.figure = fmt::format("add() {} p99, {}", service ? "call" : "response", regimes[i]);
+      r.unit = "us";
+      r.value = field(add, prod, kind);
+      r.baseline_name = "legacy synchronous design";
+      r.baseline = field(add, legacy, kind);
+      if (r.value && r.baseline && *r.value > 0) r.ratio = *r.baseline / *r.value;
+      if (service) {
+        r.goal = i == 0 ? "<= 10 us" : "<= 10 us and >= 1000x lower than legacy";
+        r.met = r.value && *r.value <= 10.0 && (i == 0 || (r.ratio && *r.ratio >= 1000));
+      } else {
+        r.goal = i == 0 ? "(idle: no flush)" : ">= 1000x lower than legacy";
+        r.met = i == 0 ? true : (r.ratio && *r.ratio >= 1000);
+      }
+      rows.push_back(r);
+    }
+  }
+  {
+    const std::string raw = "BM_DurableRawSqlite/iterations:3/real_time";
+    for (const char* cfg : {"1/1", "1/2", "3/2"}) {
+      Row r;
+      r.figure = fmt::format("durable throughput (workers/pool threads {})", cfg);
+      r.unit = "rounds/s";
+      r.value = field(durable, fmt::format("BM_DurableProduction/{}/iterations:3/real_time", cfg),
+                      "items_per_second");
+      r.baseline_name = "raw SQLite, same rows and batches";
+      r.baseline = field(durable, raw, "items_per_second");
+      if (r.value && r.baseline) r.ratio = *r.value / *r.baseline;
+      r.goal = ">= 0.8x raw SQLite";
+      r.met = r.ratio && *r.ratio >= 0.8;
+      rows.push_back(r);
+    }
+  }
+  for (int workers : {1, 3, 8}) {
+    for (int io : {1, 2}) {
+      Row r;
+      r.figure = fmt::format("FlushManager, real threads, {} workers, {} io thread(s)", workers, io);
+      r.unit = "tasks/s";
+      r.value = field(fm, fmt::format("BM_FlushManagerRealThreads/{}/{}/real_time", workers, io),
+                      "items_per_second");
+      r.baseline_name = "io_context post of an empty handler, 2 threads";
+      r.baseline = field(fm, "BM_IoContextPostBaseline/real_time", "items_per_second");
+      if (r.value && r.baseline) r.ratio = *r.value / *r.baseline;
+      r.goal = ">= 2 M tasks/s";
+      r.met = r.value && *r.value >= 2e6;
+      rows.push_back(r);
+    }
+  }
+  for (int workers : {1, 3, 8}) {
+    Row r;
+    r.figure = fmt::format("FlushManager, simulated runtime, {} workers", workers);
+    r.unit = "tasks/s";
+    r.value = field(fm, fmt::format("BM_FlushManagerSimulated/{}", workers), "items_per_second");
+    r.baseline_name = "bare simulated executor, empty handlers";
+    r.baseline = field(world, "BM_SimBareExecutorEvents", "items_per_second");
+    if (r.value && r.baseline) r.ratio = *r.value / *r.baseline;
+    r.goal = ">= 1 M tasks/s";
+    r.met = r.value && *r.value >= 1e6;
+    rows.push_back(r);
+  }
+  {
+    Row r;
+    r.figure = "simulator events/s, real FlushManager + HybridBuffer";
+    r.unit = "events/s";
+    r.value = field(world, "BM_SimPipelineEvents", "items_per_second");
+    r.baseline_name = "bare simulated executor, empty handlers";
+    r.baseline = field(world, "BM_SimBareExecutorEvents", "items_per_second");
+    if (r.value && r.baseline) r.ratio = *r.value / *r.baseline;
+    r.goal = ">= 5 M events/s";
+    r.met = r.value && *r.value >= 5e6;
+    rows.push_back(r);
+  }
+  {
+    Row r;
+    r.figure = "swarm seeds/s (default scenario, one process)";
+    r.unit = "items/s";
+    r.value = field(world, "BM_SimSwarmSeeds/iterations:200", "items_per_second");
+    r.baseline_name = "events/s inside those seeds";
+    r.baseline = field(world, "BM_SimSwarmSeeds/iterations:200", "events_per_s");
+    r.goal = "(reported)";
+    r.met = r.value.has_value();
+    rows.push_back(r);
+  }
+  {
+    Row r;
+    r.figure = "time compression, seed-report scenario";
+    r.unit = "x";
+    r.value = field(world, "BM_SimSeedReportTimeCompression/iterations:1/real_time", "time_compression");
+    r.baseline_name = "real time";
+    r.baseline = 1.0;
+    r.ratio = r.value;
+    r.goal = ">= 10^4";
+    r.met = r.value && *r.value >= 1e4;
+    rows.push_back(r);
+  }
+  {
+    Row r;
+    r.figure = "memory held per buffered round / payload (384-dim vectors)";
+    r.unit = "ratio";
+    r.value = field(mem, "BM_MemoryPerBufferedRound/iterations:1", "held_over_payload");
+    r.baseline_name = "the same rounds and vectors in plain containers";
+    r.baseline = field(mem, "BM_MemoryPlainContainers/iterations:1", "held_over_payload");
+    if (r.value && r.baseline) r.ratio = *r.value / *r.baseline;
+    r.goal = "<= 1.5x payload";
+    r.met = r.value && *r.value <= 1.5;
+    rows.push_back(r);
+  }
+
+  std::string md = "| figure | value | baseline (same run) | ratio | goal | met |\n"
+                   "| --- | --- | --- | --- | --- | --- |\n";
+  json out = json::array();
+  for (const auto& r : rows) {
+    const std::string base =
+        r.baseline ? fmt::format("{}: {}", r.baseline_name, number(r.baseline, r.unit)) : r.baseline_name;
+    md += fmt::format("| {} | {} | {} | {} | {} | {} |\n", r.figure, number(r.value, r.unit), base,
+                      r.ratio ? fmt::format("{:.3g}", *r.ratio) : "-", r.goal, r.met ? "yes" : "**no**");
+    json j = {{"figure", r.figure}, {"unit", r.unit}, {"baseline_name", r.baseline_name},
+              {"goal", r.goal}, {"met", r.met}};
+    j["value"] = r.value ? json(*r.value) : json();
+    j["baseline"] = r.baseline ? json(*r.baseline) : json();
+    j["ratio"] = r.ratio ? json(*r.ratio) : json();
+    out.push_back(j);
+  }
+  std::fputs(md.c_str(), stdout);
+  std::ofstream(json_out) << json{{"rows", out}}.dump(2) << "\n";
+  std::fprintf(stderr, "bench_report: wrote %s\n", json_out.c_str());
+  return 0;
+}

@@ -1,0 +1,149 @@
+// The simulator with the production objects in it:
+//   - events per second with the real FlushManager and HybridBuffer (stores
+//     scripted in memory, 1 ms latency; 384-dimension embeddings; each add()
+//     is an event, as a client request is in the world);
+//   - seeds per second of the default swarm scenario (`{}`: everything drawn
+//     from the seed), the whole world: SQLite over the fault-injecting VFS,
+//     faults, checkers;
+//   - time compression (virtual time over wall time) of the seed-report
+//     scenario, both designs.
+// Baseline in the same run: empty handlers through the bare simulated
+// executor (FIFO, hash-only trace) - the most events per second the
+// simulator can run at all.
+#include <benchmark/benchmark.h>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include <boost/asio/post.hpp>
+#include <nlohmann/json.hpp>
+
+#include "bench_support.h"
+#include "memfuse/embedder.h"
+#include "memfuse/executor.h"
+#include "memfuse/flush_manager.h"
+#include "memfuse/hybrid_buffer.h"
+#include "memfuse/sim/scenario.h"
+#include "memfuse/sim/seed_report.h"
+#include "memfuse/sim/sim_runtime.h"
+#include "memfuse/sim/world.h"
+#include "scripted_stores.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+namespace sim = memfuse::sim;
+
+void BM_SimBareExecutorEvents(benchmark::State& state) {
+  sim::SimRuntime rt({.seed = 1, .strategy = sim::Strategy::Fifo,
+                      .trace_mode = sim::Trace::Mode::HashOnly});
+  constexpr int kBatch = 10'000;
+  std::uint64_t events = 0;
+  for (auto _ : state) {
+    for (int i = 0; i < kBatch; ++i) boost::asio::post(rt.executor().get(), [] {});
+    events += rt.run_until_quiescent(kBatch + 1).events;
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(events));
+}
+BENCHMARK(BM_SimBareExecutorEvents);
+
+void BM_SimPipelineEvents(benchmark::State& state) {
+  constexpr int kRounds = 5'000;
+  std::uint64_t events = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    sim::SimRuntime rt({.seed = 1, .strategy = sim::Strategy::Fifo,
+                        .trace_mode = sim::Trace::Mode::HashOnly});
+    memfuse::testing::ScriptedRoundStore rounds(rt);
+    memfuse::testing::ScriptedVectorStore vectors(rt);
+    rounds.set_script({{}, 1ms});
+    vectors.set_script({{}, 1ms});
+    memfuse::HashingEmbedder embedder(384);
+    memfuse::FlushManagerConfig fc;
+    fc.enable_auto_flush = false;
+    auto manager = std::move(*memfuse::FlushManager::create(rt, fc));
+    memfuse::HybridBufferOptions bo;
+    bo.buffer.max_size = 5;
+    bo.buffer.enable_auto_flush = false;
+    auto buffer = std::move(*memfuse::HybridBuffer::create(rt, *manager, rounds, vectors, embedder, std::move(bo)));
+    std::vector<memfuse::NewRound> input;
+    for (int i = 0; i < kRounds; ++i) input.push_back(memfuse::bench::seed_round(static_cast<std::uint64_t>(i)));
+    state.ResumeTiming();
+
+    for (int i = 0; i < kRounds; ++i) {
+      rt.context().schedule_at(rt.now() + std::chrono::microseconds(200 * i),
+                               [&, i] { (void)buffer->add(std::move(input[static_cast<std::size_t>(i)])); },
+                               "add");
+    }
+    events += rt.run_until_quiescent(100'000'000).events;
+    bool drained = false;
+    buffer->drain(rt.now() + 60s, [&](memfuse::HybridDrainReport) { drained = true; });
+    events += rt.run_until_quiescent(100'000'000).events;
+
+    state.PauseTiming();
+    if (!drained || rounds.rows().size() != static_cast<std::size_t>(kRounds)) {
+      state.SkipWithError("not every round reached the store");
+    }
+    state.ResumeTiming();
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(events));
+  state.counters["rounds_per_s"] = benchmark::Counter(
+      static_cast<double>(state.iterations() * kRounds), benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_SimPipelineEvents)->Unit(benchmark::kMillisecond);
+
+void BM_SimSwarmSeeds(benchmark::State& state) {
+  std::uint64_t seed = 1;
+  std::uint64_t events = 0;
+  std::uint64_t failures = 0;
+  for (auto _ : state) {
+    auto scenario = sim::resolve_scenario("{}", seed);
+    if (!scenario) {
+      state.SkipWithError(scenario.error().to_string().c_str());
+      return;
+    }
+    const auto report = sim::run_world(seed, *scenario);
+    events += report.events;
+    if (!report.passed()) ++failures;
+    ++seed;
+  }
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()));
+  state.counters["events_per_s"] =
+      benchmark::Counter(static_cast<double>(events), benchmark::Counter::kIsRate);
+  state.counters["violations"] = static_cast<double>(failures);
+}
+BENCHMARK(BM_SimSwarmSeeds)->Iterations(200)->Unit(benchmark::kMillisecond);
+
+void BM_SimSeedReportTimeCompression(benchmark::State& state) {
+  memfuse::bench::ScratchDir dir("seed-report");
+  const std::string json_path = dir.file("report.json");
+  double compression = 0;
+  for (auto _ : state) {
+    // The report prints its markdown table: keep it out of the benchmark's output.
+    std::fflush(stdout);
+    const int saved = ::dup(1);
+    const int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    const int rc = sim::run_seed_report(json_path, "");
+    std::fflush(stdout);
+    ::dup2(saved, 1);
+    ::close(null);
+    ::close(saved);
+    if (rc != 0) state.SkipWithError("the seed report lost rounds");
+    std::ifstream in(json_path);
+    const auto j = nlohmann::json::parse(in, nullptr, false);
+    if (j.is_discarded() || !j.contains("time_compression")) {
+      state.SkipWithError("no time_compression in the report");
+      return;
+    }
+    compression = j["time_compression"].get<double>();
+  }
+  state.counters["time_compression"] = compression;
+}
+BENCHMARK(BM_SimSeedReportTimeCompression)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();
