@@ -176,7 +176,7 @@ asio::awaitable<Result<std::shared_ptr<Connection>>> BeastHttpTransport::Impl::c
   tcp::resolver resolver(ex);
   auto endpoints = co_await resolver.async_resolve(url.host, url.port,
                                                    asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return std::unexpected(transport_error(ec, "resolving " + url.host));
+  if (ec) co_return Unexpected(transport_error(ec, "resolving " + url.host));
   auto c = std::make_shared<Connection>();
   if (url.tls) {
     c->tls.emplace(ex, ssl_ctx);
@@ -192,11 +192,11 @@ asio::awaitable<Result<std::shared_ptr<Connection>>> BeastHttpTransport::Impl::c
   }
   c->tcp().expires_after(to_chrono(options.connect_timeout));
   co_await c->tcp().async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return std::unexpected(transport_error(ec, fmt::format("connecting to {}:{}", url.host, url.port)));
+  if (ec) co_return Unexpected(transport_error(ec, fmt::format("connecting to {}:{}", url.host, url.port)));
   if (c->tls) {
     co_await c->tls->async_handshake(ssl::stream_base::client,
                                      asio::redirect_error(asio::use_awaitable, ec));
-    if (ec) co_return std::unexpected(transport_error(ec, "TLS handshake"));
+    if (ec) co_return Unexpected(transport_error(ec, "TLS handshake"));
   }
   ++opened;
   co_return c;
@@ -208,7 +208,7 @@ asio::awaitable<Result<HttpResponse>> BeastHttpTransport::Impl::exchange(
   beast::error_code ec;
   c.tcp().expires_after(to_chrono(options.request_timeout));
   co_await http::async_write(stream, req, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return std::unexpected(transport_error(ec, "writing the request"));
+  if (ec) co_return Unexpected(transport_error(ec, "writing the request"));
   http::response_parser<http::string_body> parser;
   parser.body_limit(options.max_response_bytes);
   parser.header_limit(64 * 1024);
@@ -216,12 +216,12 @@ asio::awaitable<Result<HttpResponse>> BeastHttpTransport::Impl::exchange(
   // when it parses the header alone, but not when async_read parses eagerly.
   co_await http::async_read_header(stream, c.buffer, parser,
                                    asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return std::unexpected(transport_error(ec, "reading the response header"));
+  if (ec) co_return Unexpected(transport_error(ec, "reading the response header"));
   if (const auto length = parser.content_length(); length && *length > options.max_response_bytes) {
-    co_return std::unexpected(transport_error(http::error::body_limit, "reading the response"));
+    co_return Unexpected(transport_error(http::error::body_limit, "reading the response"));
   }
   co_await http::async_read(stream, c.buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) co_return std::unexpected(transport_error(ec, "reading the response"));
+  if (ec) co_return Unexpected(transport_error(ec, "reading the response"));
   const auto& res = parser.get();
   HttpResponse out;
   out.status = static_cast<int>(res.result_int());
@@ -255,7 +255,7 @@ asio::awaitable<void> BeastHttpTransport::Impl::run(std::shared_ptr<Impl> self,
     if (!conn) {
       auto fresh = co_await m.connect(call->strand());
       if (!fresh) {
-        call->finish(std::unexpected(fresh.error()));
+        call->finish(Unexpected(fresh.error()));
         co_return;
       }
       conn = std::move(*fresh);
@@ -283,7 +283,7 @@ asio::awaitable<void> BeastHttpTransport::Impl::run(std::shared_ptr<Impl> self,
 Result<std::unique_ptr<BeastHttpTransport>> BeastHttpTransport::create(Runtime& runtime,
                                                                        HttpTransportOptions options) {
   auto url = parse_url(options.base_url);
-  if (!url) return std::unexpected(url.error());
+  if (!url) return Unexpected(url.error());
   auto impl = std::make_shared<Impl>(runtime, std::move(options), std::move(*url));
   beast::error_code ec;
   impl->ssl_ctx.set_default_verify_paths(ec);

@@ -521,6 +521,9 @@ Result<Config> Config::from_json(std::string_view json_text) {
     return fail(ErrorCode::InvalidArgument, false,
                 fmt::format("invalid configuration: not valid JSON (byte {}): {}", e.byte,
                             e.what()));
+  } catch (const json::exception& e) {  // e.g. a number too large for a double (found by fuzzing)
+    return fail(ErrorCode::InvalidArgument, false,
+                fmt::format("invalid configuration: not valid JSON: {}", e.what()));
   }
   if (!root.is_object()) {
     return fail(ErrorCode::InvalidArgument, false,
@@ -535,7 +538,7 @@ Result<Config> Config::from_json(std::string_view json_text) {
   Reader reader(root, problems);
   visit_fields(config, reader);
   if (problems.empty()) check_consistency(config, problems);
-  if (!problems.empty()) return std::unexpected(config_error(problems));
+  if (!problems.empty()) return Unexpected(config_error(problems));
   return config;
 }
 
@@ -569,7 +572,7 @@ Result<void> Config::validate() const {
   RangeVisitor ranges(problems);
   visit_fields(*this, ranges);
   check_consistency(*this, problems);
-  if (!problems.empty()) return std::unexpected(config_error(problems));
+  if (!problems.empty()) return Unexpected(config_error(problems));
   return {};
 }
 

@@ -869,7 +869,7 @@ Result<std::unique_ptr<FlushManager>> FlushManager::create(Runtime& runtime,
                                                            Logger logger) {
   Config whole;
   whole.buffer.flush_manager = config;
-  if (auto ok = whole.validate(); !ok) return std::unexpected(ok.error());
+  if (auto ok = whole.validate(); !ok) return Unexpected(ok.error());
   auto impl = std::make_shared<Impl>(runtime, std::move(config), std::move(logger));
   impl->post([](Impl& m) { m.arm_tick(); });
   return std::unique_ptr<FlushManager>(new FlushManager(std::move(impl)));

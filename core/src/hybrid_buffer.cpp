@@ -269,7 +269,7 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
     }
     log.warn("hybrid buffer: the flush queue refused a batch of {} rounds ({}); they stay buffered",
              b->rounds->size(), id.error().to_string());
-    notify(std::move(waiters), std::unexpected(id.error()));
+    notify(std::move(waiters), Unexpected(id.error()));
     return id.error().code();
   }
 
@@ -343,7 +343,7 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
       }
       if (left > 0) return;
       if (error) {
-        attempt->complete(std::unexpected(*error));
+        attempt->complete(Unexpected(*error));
       } else {
         attempt->complete({});
       }
@@ -394,14 +394,14 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
                          outcome.error.value_or(Error(ErrorCode::Timeout, "the flush timed out")),
                          {}};
           for (const auto& r : *b->rounds) f.rounds.push_back(r.id);
-          result = std::unexpected(f.error);
+          result = Unexpected(f.error);
           failure = std::move(f);
           break;
         }
         case TaskStatus::Cancelled:
           waiters = retire(b);
           handed_back.insert(handed_back.end(), b->rounds->begin(), b->rounds->end());
-          result = std::unexpected(
+          result = Unexpected(
               outcome.error.value_or(Error(ErrorCode::Cancelled, "the flush was cancelled")));
           break;
       }
@@ -558,7 +558,7 @@ Result<std::unique_ptr<HybridBuffer>> HybridBuffer::create(Runtime& runtime, Flu
   c.buffer.hybrid_buffer = options.buffer;
   c.chunking = options.chunking;
   c.embedding.dimension = embedder.dimension();
-  if (auto ok = c.validate(); !ok) return std::unexpected(ok.error());
+  if (auto ok = c.validate(); !ok) return Unexpected(ok.error());
   if (options.first_seq == 0) {
     return fail(ErrorCode::InvalidArgument, false, "first_seq: must be at least 1");
   }
@@ -593,7 +593,7 @@ Result<AddReceipt> HybridBuffer::add(NewRound input) {
                                                   m.options.buffer.max_messages_per_round});
       !ok) {
     count_rejection(&HybridBufferStats::rejected_invalid);
-    return std::unexpected(ok.error());
+    return Unexpected(ok.error());
   }
   // Id, chunks and vectors outside the lock: they need no shared state.
   const TimePoint now = m.runtime.clock().now();
@@ -733,7 +733,7 @@ void HybridBuffer::list(std::string session, std::size_t limit,
       },
       [memory = std::move(memory), limit, done = std::move(done)](
           Result<std::vector<Round>> stored) mutable {
-        if (!stored) return done(std::unexpected(stored.error()));
+        if (!stored) return done(Unexpected(stored.error()));
         std::vector<Round> all = std::move(memory);
         all.insert(all.end(), std::make_move_iterator(stored->begin()),
                    std::make_move_iterator(stored->end()));
@@ -753,7 +753,7 @@ void HybridBuffer::search(std::string session, std::string text, std::size_t top
   auto query = m.embedder.embed(text);
   if (query) {
     if (auto ok = validate_embedding(*query, m.embedder.dimension()); !ok) {
-      query = std::unexpected(ok.error());
+      query = Unexpected(ok.error());
     }
   }
   if (!query) {
@@ -782,7 +782,7 @@ void HybridBuffer::search(std::string session, std::string text, std::size_t top
       },
       [memory = std::move(memory), top_k, done = std::move(done)](
           Result<std::vector<ScoredChunk>> stored) mutable {
-        if (!stored) return done(std::unexpected(stored.error()));
+        if (!stored) return done(Unexpected(stored.error()));
         std::vector<ScoredChunk> all = std::move(memory);
         std::unordered_set<ChunkId> seen;
         for (const auto& c : all) seen.insert(c.chunk.id);

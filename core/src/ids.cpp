@@ -68,7 +68,7 @@ bool Uuid::is_nil() const noexcept {
 
 Result<RoundId> RoundId::parse(std::string_view text) {
   auto uuid = Uuid::parse(text);
-  if (!uuid) return std::unexpected(uuid.error());
+  if (!uuid) return Unexpected(uuid.error());
   return RoundId{*uuid};
 }
 

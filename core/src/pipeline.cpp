@@ -13,7 +13,7 @@ Pipeline::~Pipeline() = default;
 
 Result<std::unique_ptr<Pipeline>> Pipeline::open(Runtime& runtime, const Config& config,
                                                  Logger logger, PipelineOptions options) {
-  if (auto ok = config.validate(); !ok) return std::unexpected(ok.error());
+  if (auto ok = config.validate(); !ok) return Unexpected(ok.error());
   std::unique_ptr<Pipeline> p(new Pipeline());
   p->embedder_ = options.embedder ? options.embedder
                                   : std::make_shared<HashingEmbedder>(config.embedding.dimension);
@@ -25,15 +25,15 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(Runtime& runtime, const Config&
   SqliteStoreOptions sqlite = SqliteStoreOptions::from(config.sqlite);
   sqlite.vfs = options.sqlite_vfs;
   auto rounds = SqliteRoundStore::open(sqlite);
-  if (!rounds) return std::unexpected(rounds.error());
+  if (!rounds) return Unexpected(rounds.error());
   p->sqlite_rounds_ = std::move(*rounds);
   auto max_seq = p->sqlite_rounds_->max_seq();
-  if (!max_seq) return std::unexpected(max_seq.error());
+  if (!max_seq) return Unexpected(max_seq.error());
   p->round_store_ = make_sqlite_round_store(runtime, p->sqlite_rounds_);
 
   if (config.vector_store.kind == VectorStoreKind::Sqlite) {
     auto vectors = SqliteVectorStore::open(sqlite, config.embedding.dimension);
-    if (!vectors) return std::unexpected(vectors.error());
+    if (!vectors) return Unexpected(vectors.error());
     p->sqlite_vectors_ = std::move(*vectors);
     p->vector_store_ = make_sqlite_vector_store(runtime, p->sqlite_vectors_);
   } else {
@@ -43,17 +43,17 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(Runtime& runtime, const Config&
       auto t = BeastHttpTransport::create(
           runtime, HttpTransportOptions{q.url, q.connect_timeout, q.request_timeout,
                                         q.max_response_bytes, q.ca_file, 8});
-      if (!t) return std::unexpected(t.error());
+      if (!t) return Unexpected(t.error());
       p->owned_transport_ = std::move(*t);
       transport = p->owned_transport_.get();
     }
     auto q = QdrantVectorStore::create(*transport, QdrantStoreOptions::from(config), logger);
-    if (!q) return std::unexpected(q.error());
+    if (!q) return Unexpected(q.error());
     p->vector_store_ = std::move(*q);
   }
 
   auto manager = FlushManager::create(runtime, config.buffer.flush_manager, logger);
-  if (!manager) return std::unexpected(manager.error());
+  if (!manager) return Unexpected(manager.error());
   p->manager_ = std::move(*manager);
 
   HybridBufferOptions bo;
@@ -64,7 +64,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(Runtime& runtime, const Config&
   bo.on_flush_failed = std::move(options.on_flush_failed);
   auto buffer = HybridBuffer::create(runtime, *p->manager_, *p->round_store_, *p->vector_store_,
                                      *p->embedder_, std::move(bo), std::move(logger));
-  if (!buffer) return std::unexpected(buffer.error());
+  if (!buffer) return Unexpected(buffer.error());
   p->buffer_ = std::move(*buffer);
   return p;
 }

@@ -59,7 +59,7 @@ Error status_error(const HttpResponse& r, std::string_view what) {
 }
 
 Result<json> ok_result(const HttpResponse& r, std::string_view what) {
-  if (r.status != 200) return std::unexpected(status_error(r, what));
+  if (r.status != 200) return Unexpected(status_error(r, what));
   json body = json::parse(r.body, nullptr, false);
   if (body.is_discarded() || !body.is_object() || !body.contains("result")) {
     return fail(ErrorCode::Unavailable, true,
@@ -72,7 +72,7 @@ Result<json> ok_result(const HttpResponse& r, std::string_view what) {
 
 Result<void> check_write_response(const HttpResponse& response) {
   auto result = ok_result(response, "write");
-  if (!result) return std::unexpected(result.error());
+  if (!result) return Unexpected(result.error());
   if (result->is_boolean() && result->get<bool>()) return {};  // collection created
   if (result->is_object() && result->contains("status") && (*result)["status"].is_string()) {
     const auto status = (*result)["status"].get<std::string>();
@@ -88,7 +88,7 @@ Result<std::vector<ScoredChunk>> parse_query_response(const HttpResponse& respon
                                                       std::string_view session) {
   if (response.status == 404) return std::vector<ScoredChunk>{};  // no collection, no points
   auto result = ok_result(response, "query");
-  if (!result) return std::unexpected(result.error());
+  if (!result) return Unexpected(result.error());
   const json* points = &*result;
   if (result->is_object() && result->contains("points")) points = &(*result)["points"];
   if (!points->is_array()) {
@@ -229,7 +229,7 @@ class Chain final : public StoreCall, public std::enable_shared_from_this<Chain<
             }
           }
           if (!r && r.error().code() == ErrorCode::Cancelled) {
-            self->finish(std::unexpected(r.error()));
+            self->finish(Unexpected(r.error()));
             return;
           }
           next(std::move(r));
@@ -272,7 +272,7 @@ void ensure(const std::shared_ptr<Chain<T>>& chain, std::move_only_function<void
   chain->send(s.request("GET", s.collection_path(), {}),
               [chain, then = std::move(then)](Result<HttpResponse> r) mutable {
                 auto& st = chain->store();
-                if (!r) return chain->finish(std::unexpected(r.error()));
+                if (!r) return chain->finish(Unexpected(r.error()));
                 if (r->status == 200) {
                   const json body = json::parse(r->body, nullptr, false);
                   const json* size = nullptr;
@@ -292,16 +292,16 @@ void ensure(const std::shared_ptr<Chain<T>>& chain, std::move_only_function<void
                   return then();
                 }
                 if (r->status != 404) {
-                  return chain->finish(std::unexpected(qdrant::check_write_response(*r).error()));
+                  return chain->finish(Unexpected(qdrant::check_write_response(*r).error()));
                 }
                 const json create = {{"vectors", {{"size", st.options.dimension}, {"distance", "Cosine"}}}};
                 chain->send(st.request("PUT", st.collection_path(), create.dump()),
                             [chain, then = std::move(then)](Result<HttpResponse> c) mutable {
-                              if (!c) return chain->finish(std::unexpected(c.error()));
+                              if (!c) return chain->finish(Unexpected(c.error()));
                               // 409: created meanwhile by someone else; fine.
                               if (c->status != 409) {
                                 if (auto ok = qdrant::check_write_response(*c); !ok) {
-                                  return chain->finish(std::unexpected(ok.error()));
+                                  return chain->finish(Unexpected(ok.error()));
                                 }
                               }
                               chain->store().log.info("qdrant: created collection {} (size {}, Cosine)",
@@ -320,10 +320,10 @@ void upsert_from(const std::shared_ptr<Chain<void>>& chain,
   std::string body = std::move((*bodies)[i]);
   chain->send(s.request("PUT", s.collection_path() + "/points?wait=true", std::move(body)),
               [chain, bodies, i](Result<HttpResponse> r) {
-                if (!r) return chain->finish(std::unexpected(r.error()));
+                if (!r) return chain->finish(Unexpected(r.error()));
                 if (auto ok = qdrant::check_write_response(*r); !ok) {
                   if (r->status == 404) chain->store().collection_ready.store(false);
-                  return chain->finish(std::unexpected(ok.error()));
+                  return chain->finish(Unexpected(ok.error()));
                 }
                 upsert_from(chain, bodies, i + 1);
               });
@@ -390,7 +390,7 @@ StoreCallPtr QdrantVectorStore::search(std::string session, std::vector<float> q
   chain->send(impl_->request("POST", impl_->collection_path() + "/points/query",
                              body.dump(-1, ' ', false, json::error_handler_t::replace)),
               [chain, session = std::move(session)](Result<HttpResponse> r) {
-                if (!r) return chain->finish(std::unexpected(r.error()));
+                if (!r) return chain->finish(Unexpected(r.error()));
                 chain->finish(qdrant::parse_query_response(*r, session));
               });
   return chain;

@@ -138,7 +138,7 @@ class Gated {
         runtime_, kind, gate_, completion,
         [s = store_, batch = std::move(batch)]() -> Result<void> {
           auto n = s->put(*batch);
-          if (!n) return std::unexpected(n.error());
+          if (!n) return Unexpected(n.error());
           return {};
         },
         std::move(done));

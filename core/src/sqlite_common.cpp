@@ -33,7 +33,7 @@ static_assert(std::size(kMigrations) == kSqliteSchemaVersion);
 
 Result<void> exec(sqlite3* db, const char* sql, std::string_view what) {
   const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
-  if (rc != SQLITE_OK) return std::unexpected(sqlite_error(db, rc, what));
+  if (rc != SQLITE_OK) return Unexpected(sqlite_error(db, rc, what));
   return {};
 }
 
@@ -45,10 +45,10 @@ Result<void> migrate(sqlite3* db, const std::string& path) {
   }
   Statement read;
   if (int r = read.prepare(db, "SELECT coalesce(max(version), 0) FROM schema_version"); r != SQLITE_OK) {
-    return std::unexpected(sqlite_error(db, r, "reading schema_version"));
+    return Unexpected(sqlite_error(db, r, "reading schema_version"));
   }
   if (int r = sqlite3_step(read.get()); r != SQLITE_ROW) {
-    return std::unexpected(sqlite_error(db, r, "reading schema_version"));
+    return Unexpected(sqlite_error(db, r, "reading schema_version"));
   }
   const int version = sqlite3_column_int(read.get(), 0);
   if (version > kSqliteSchemaVersion) {
@@ -96,7 +96,7 @@ Result<sqlite3*> open_database(const SqliteStoreOptions& options) {
                            options.vfs.empty() ? nullptr : options.vfs.c_str());
   auto fail_closed = [&](Error e) -> Result<sqlite3*> {
     sqlite3_close_v2(db);
-    return std::unexpected(std::move(e));
+    return Unexpected(std::move(e));
   };
   if (rc != SQLITE_OK) return fail_closed(sqlite_error(db, rc, fmt::format("opening {}", options.path)));
   sqlite3_extended_result_codes(db, 1);
@@ -129,7 +129,7 @@ Result<void> prepare_all(sqlite3* db,
                          std::initializer_list<std::pair<Statement*, const char*>> statements) {
   for (const auto& [stmt, sql] : statements) {
     if (const int rc = stmt->prepare(db, sql); rc != SQLITE_OK) {
-      return std::unexpected(sqlite_error(db, rc, "preparing a statement"));
+      return Unexpected(sqlite_error(db, rc, "preparing a statement"));
     }
   }
   return {};
@@ -138,7 +138,7 @@ Result<void> prepare_all(sqlite3* db,
 Result<void> run(sqlite3* db, Statement& s, std::string_view what) {
   const int rc = sqlite3_step(s.get());
   s.reset();
-  if (rc != SQLITE_DONE && rc != SQLITE_ROW) return std::unexpected(sqlite_error(db, rc, what));
+  if (rc != SQLITE_DONE && rc != SQLITE_ROW) return Unexpected(sqlite_error(db, rc, what));
   return {};
 }
 

@@ -68,7 +68,7 @@ struct SqliteRoundStore::Impl {
     r.seq = static_cast<std::uint64_t>(sqlite3_column_int64(s, 3));
     r.created_at = TimePoint(Duration(sqlite3_column_int64(s, 4)));
     auto messages = decode_messages(column_bytes(s, 5));
-    if (!messages) return std::unexpected(messages.error());
+    if (!messages) return Unexpected(messages.error());
     r.messages = std::move(*messages);
     return r;
   }
@@ -80,10 +80,10 @@ SqliteRoundStore::~SqliteRoundStore() = default;
 Result<std::unique_ptr<SqliteRoundStore>> SqliteRoundStore::open(SqliteStoreOptions options) {
   auto impl = std::make_unique<Impl>();
   auto db = detail::open_database(options);
-  if (!db) return std::unexpected(db.error());
+  if (!db) return Unexpected(db.error());
   impl->db = *db;
   auto read_db = detail::open_database(options);
-  if (!read_db) return std::unexpected(read_db.error());
+  if (!read_db) return Unexpected(read_db.error());
   impl->read_db = *read_db;
   if (auto ok = detail::prepare_all(impl->db, {
       {&impl->insert,
@@ -94,7 +94,7 @@ Result<std::unique_ptr<SqliteRoundStore>> SqliteRoundStore::open(SqliteStoreOpti
       {&impl->rollback, "ROLLBACK"},
       });
       !ok) {
-    return std::unexpected(ok.error());
+    return Unexpected(ok.error());
   }
   if (auto ok = detail::prepare_all(impl->read_db, {
       {&impl->select_one,
@@ -106,7 +106,7 @@ Result<std::unique_ptr<SqliteRoundStore>> SqliteRoundStore::open(SqliteStoreOpti
       {&impl->max_seq, "SELECT coalesce(max(seq), 0) FROM rounds"},
       });
       !ok) {
-    return std::unexpected(ok.error());
+    return Unexpected(ok.error());
   }
   return std::unique_ptr<SqliteRoundStore>(new SqliteRoundStore(std::move(impl)));
 }
@@ -117,7 +117,7 @@ Result<std::size_t> SqliteRoundStore::put(std::span<const Round> rounds) {
   auto step = [&](Statement& s, std::string_view what) { return detail::run(db, s, what); };
   // An interrupted ROLLBACK can leave a transaction open: close it first.
   if (!sqlite3_get_autocommit(db)) (void)step(impl_->rollback, "ROLLBACK");
-  if (auto ok = step(impl_->begin, "BEGIN"); !ok) return std::unexpected(ok.error());
+  if (auto ok = step(impl_->begin, "BEGIN"); !ok) return Unexpected(ok.error());
   std::size_t inserted = 0;
   for (const Round& r : rounds) {
     sqlite3_stmt* s = impl_->insert.get();
@@ -137,7 +137,7 @@ Result<std::size_t> SqliteRoundStore::put(std::span<const Round> rounds) {
     if (rc != SQLITE_DONE) {
       Error e = sqlite_error(db, rc, "INSERT INTO rounds");
       (void)step(impl_->rollback, "ROLLBACK");
-      return std::unexpected(std::move(e));
+      return Unexpected(std::move(e));
     }
     inserted += static_cast<std::size_t>(sqlite3_changes(db));
   }
@@ -145,7 +145,7 @@ Result<std::size_t> SqliteRoundStore::put(std::span<const Round> rounds) {
     // The outcome of a failed COMMIT is unknown: the caller retries, and the
     // ON CONFLICT clause makes that harmless.
     if (!sqlite3_get_autocommit(db)) (void)step(impl_->rollback, "ROLLBACK");
-    return std::unexpected(ok.error());
+    return Unexpected(ok.error());
   }
   return inserted;
 }
@@ -159,9 +159,9 @@ Result<std::optional<Round>> SqliteRoundStore::get(const RoundId& id) {
   Result<std::optional<Round>> result = out;
   if (rc == SQLITE_ROW) {
     auto r = impl_->read_round(s);
-    result = r ? Result<std::optional<Round>>(std::move(*r)) : std::unexpected(r.error());
+    result = r ? Result<std::optional<Round>>(std::move(*r)) : Unexpected(r.error());
   } else if (rc != SQLITE_DONE) {
-    result = std::unexpected(sqlite_error(impl_->read_db, rc, "SELECT a round"));
+    result = Unexpected(sqlite_error(impl_->read_db, rc, "SELECT a round"));
   }
   impl_->select_one.reset();
   return result;
@@ -178,12 +178,12 @@ Result<std::vector<Round>> SqliteRoundStore::list(std::string_view session, std:
     auto r = impl_->read_round(s);
     if (!r) {
       impl_->select_session.reset();
-      return std::unexpected(r.error());
+      return Unexpected(r.error());
     }
     out.push_back(std::move(*r));
   }
   impl_->select_session.reset();
-  if (rc != SQLITE_DONE) return std::unexpected(sqlite_error(impl_->read_db, rc, "SELECT a session's rounds"));
+  if (rc != SQLITE_DONE) return Unexpected(sqlite_error(impl_->read_db, rc, "SELECT a session's rounds"));
   return out;
 }
 
@@ -192,7 +192,7 @@ Result<std::uint64_t> scalar(sqlite3* db, Statement& s, std::string_view what) {
   const int rc = sqlite3_step(s.get());
   const auto v = rc == SQLITE_ROW ? static_cast<std::uint64_t>(sqlite3_column_int64(s.get(), 0)) : 0;
   s.reset();
-  if (rc != SQLITE_ROW) return std::unexpected(sqlite_error(db, rc, what));
+  if (rc != SQLITE_ROW) return Unexpected(sqlite_error(db, rc, what));
   return v;
 }
 }  // namespace

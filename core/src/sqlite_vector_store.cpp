@@ -36,10 +36,10 @@ Result<std::unique_ptr<SqliteVectorStore>> SqliteVectorStore::open(SqliteStoreOp
                                                                    int dimension) {
   auto impl = std::make_unique<Impl>();
   auto db = detail::open_database(options);
-  if (!db) return std::unexpected(db.error());
+  if (!db) return Unexpected(db.error());
   impl->db = *db;
   auto read_db = detail::open_database(options);
-  if (!read_db) return std::unexpected(read_db.error());
+  if (!read_db) return Unexpected(read_db.error());
   impl->read_db = *read_db;
   impl->dimension = dimension;
   if (auto ok = detail::prepare_all(impl->db, {
@@ -51,14 +51,14 @@ Result<std::unique_ptr<SqliteVectorStore>> SqliteVectorStore::open(SqliteStoreOp
       {&impl->rollback, "ROLLBACK"},
       });
       !ok) {
-    return std::unexpected(ok.error());
+    return Unexpected(ok.error());
   }
   if (auto ok = detail::prepare_all(impl->read_db, {
       {&impl->select_session, "SELECT round_id, idx, text, vector FROM chunks WHERE session_id = ?1"},
       {&impl->count, "SELECT count(*) FROM chunks"},
       });
       !ok) {
-    return std::unexpected(ok.error());
+    return Unexpected(ok.error());
   }
   return std::unique_ptr<SqliteVectorStore>(new SqliteVectorStore(std::move(impl)));
 }
@@ -73,7 +73,7 @@ Result<std::size_t> SqliteVectorStore::put(std::span<const EmbeddedChunk> chunks
   std::lock_guard lock(impl_->mutex);
   sqlite3* db = impl_->db;
   if (!sqlite3_get_autocommit(db)) (void)detail::run(db, impl_->rollback, "ROLLBACK");
-  if (auto ok = detail::run(db, impl_->begin, "BEGIN"); !ok) return std::unexpected(ok.error());
+  if (auto ok = detail::run(db, impl_->begin, "BEGIN"); !ok) return Unexpected(ok.error());
   std::size_t inserted = 0;
   for (const auto& c : chunks) {
     sqlite3_stmt* s = impl_->insert.get();
@@ -89,13 +89,13 @@ Result<std::size_t> SqliteVectorStore::put(std::span<const EmbeddedChunk> chunks
     if (rc != SQLITE_DONE) {
       Error e = sqlite_error(db, rc, "INSERT INTO chunks");
       (void)detail::run(db, impl_->rollback, "ROLLBACK");
-      return std::unexpected(std::move(e));
+      return Unexpected(std::move(e));
     }
     inserted += static_cast<std::size_t>(sqlite3_changes(db));
   }
   if (auto ok = detail::run(db, impl_->commit, "COMMIT"); !ok) {
     if (!sqlite3_get_autocommit(db)) (void)detail::run(db, impl_->rollback, "ROLLBACK");
-    return std::unexpected(ok.error());  // outcome unknown: a retry is harmless
+    return Unexpected(ok.error());  // outcome unknown: a retry is harmless
   }
   return inserted;
 }
@@ -132,7 +132,7 @@ Result<std::vector<ScoredChunk>> SqliteVectorStore::search(std::string_view sess
     all.push_back(std::move(sc));
   }
   impl_->select_session.reset();
-  if (rc != SQLITE_DONE) return std::unexpected(sqlite_error(impl_->read_db, rc, "SELECT a session's chunks"));
+  if (rc != SQLITE_DONE) return Unexpected(sqlite_error(impl_->read_db, rc, "SELECT a session's chunks"));
   const auto better = [](const ScoredChunk& a, const ScoredChunk& b) {
     return a.score != b.score ? a.score > b.score : a.chunk.id < b.chunk.id;
   };
@@ -148,7 +148,7 @@ Result<std::uint64_t> SqliteVectorStore::count() {
   const int rc = sqlite3_step(s);
   const auto n = rc == SQLITE_ROW ? static_cast<std::uint64_t>(sqlite3_column_int64(s, 0)) : 0;
   impl_->count.reset();
-  if (rc != SQLITE_ROW) return std::unexpected(sqlite_error(impl_->read_db, rc, "SELECT count(*)"));
+  if (rc != SQLITE_ROW) return Unexpected(sqlite_error(impl_->read_db, rc, "SELECT count(*)"));
   return n;
 }
 

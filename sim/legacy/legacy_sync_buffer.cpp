@@ -24,7 +24,7 @@ Result<void> LegacySyncBuffer::add(NewRound input) {
   std::vector<EmbeddedChunk> chunks;
   for (Chunk& c : chunk_round(round, options_.chunk_size_bytes)) {
     auto v = embedder_.embed(c.text);
-    if (!v) return std::unexpected(v.error());
+    if (!v) return Unexpected(v.error());
     chunks.push_back(EmbeddedChunk{std::move(c), std::move(*v)});
   }
   std::lock_guard lock(mutex_);
@@ -42,8 +42,8 @@ Result<void> LegacySyncBuffer::flush() {
 
 Result<void> LegacySyncBuffer::flush_locked() {
   if (buffer_.empty()) return {};
-  if (auto r = rounds_.put(buffer_); !r) return std::unexpected(r.error());
-  if (auto v = vectors_.put(chunks_); !v) return std::unexpected(v.error());
+  if (auto r = rounds_.put(buffer_); !r) return Unexpected(r.error());
+  if (auto v = vectors_.put(chunks_); !v) return Unexpected(v.error());
   buffer_.clear();
   chunks_.clear();
   return {};

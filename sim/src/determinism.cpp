@@ -80,13 +80,13 @@ Result<DeterminismReport> compare_across_processes(const std::vector<std::string
   DeterminismReport report;
   for (std::uint64_t* slot : {&report.first, &report.second}) {
     auto run = run_process(argv);
-    if (!run) return std::unexpected(run.error());
+    if (!run) return Unexpected(run.error());
     if (run->exit_code != 0) {
       return fail(ErrorCode::Unavailable, false,
                   fmt::format("{} exited with {}:\n{}", argv[0], run->exit_code, run->output));
     }
     auto hash = parse_trace_hash(run->output);
-    if (!hash) return std::unexpected(hash.error());
+    if (!hash) return Unexpected(hash.error());
     *slot = *hash;
   }
   return report;

@@ -10,9 +10,12 @@
 #pragma once
 
 #include <cstdint>
-#include <expected>
+#include <expected>  // empty where the fallback is used
+#include <version>
 #include <string>
 #include <string_view>
+
+#include "memfuse/detail/expected_fallback.h"
 
 namespace memfuse {
 
@@ -60,16 +63,23 @@ class Error {
   std::string message_;
 };
 
+#if defined(__cpp_lib_expected) && __cpp_lib_expected >= 202202L
 template <typename T>
 using Result = std::expected<T, Error>;
+using Unexpected = std::unexpected<Error>;  // return Unexpected(error) from a Result<T> function
+#else
+// clang 14 with libstdc++ 12 (the fuzzing build): see expected_fallback.h.
+template <typename T>
+using Result = detail::ExpectedFallback<T, Error>;
+using Unexpected = detail::UnexpectedFallback<Error>;
+#endif
 
 // Shorthand for returning an error from a function returning Result<T>.
-[[nodiscard]] inline std::unexpected<Error> fail(ErrorCode code, std::string message) {
-  return std::unexpected<Error>(Error(code, std::move(message)));
+[[nodiscard]] inline Unexpected fail(ErrorCode code, std::string message) {
+  return Unexpected(Error(code, std::move(message)));
 }
-[[nodiscard]] inline std::unexpected<Error> fail(ErrorCode code, bool retryable,
-                                                 std::string message) {
-  return std::unexpected<Error>(Error(code, retryable, std::move(message)));
+[[nodiscard]] inline Unexpected fail(ErrorCode code, bool retryable, std::string message) {
+  return Unexpected(Error(code, retryable, std::move(message)));
 }
 
 }  // namespace memfuse
