@@ -712,9 +712,32 @@ void HybridBuffer::get(RoundId id, std::move_only_function<void(Result<std::opti
       std::move(done));
 }
 
+namespace {
+
+// The arguments every read shares: a session add() would accept, a count in
+// 1..kMaxReadCount.
+Result<void> check_read(std::string_view what, std::string_view session, std::string_view count_name,
+                        std::size_t count) {
+  if (auto ok = validate_session_id(session); !ok) {
+    return fail(ErrorCode::InvalidArgument, false, fmt::format("{}: {}", what, ok.error().message()));
+  }
+  if (count < 1 || count > HybridBuffer::kMaxReadCount) {
+    return fail(ErrorCode::InvalidArgument, false,
+                fmt::format("{}: {} is {}; it must be 1..{}", what, count_name, count,
+                            HybridBuffer::kMaxReadCount));
+  }
+  return {};
+}
+
+}  // namespace
+
 void HybridBuffer::list(std::string session, std::size_t limit,
                         std::move_only_function<void(Result<std::vector<Round>>)> done) {
   Impl& m = *impl_;
+  if (auto ok = check_read("list", session, "limit", limit); !ok) {
+    m.post([done = std::move(done), e = ok.error()]() mutable { done(Unexpected(std::move(e))); });
+    return;
+  }
   std::vector<Round> memory;
   {
     std::lock_guard lock(m.mutex);
@@ -750,6 +773,18 @@ void HybridBuffer::list(std::string session, std::size_t limit,
 void HybridBuffer::search(std::string session, std::string text, std::size_t top_k,
                           std::move_only_function<void(Result<std::vector<ScoredChunk>>)> done) {
   Impl& m = *impl_;
+  Result<void> args = check_read("search", session, "top_k", top_k);
+  if (args && (text.empty() || !is_valid_utf8(text) || text.size() > m.options.buffer.max_message_bytes)) {
+    args = fail(ErrorCode::InvalidArgument, false,
+              fmt::format("search: the text must be 1..{} bytes of UTF-8 "
+                          "(buffer.hybrid_buffer.max_message_bytes); got {} bytes{}",
+                          m.options.buffer.max_message_bytes, text.size(),
+                          is_valid_utf8(text) ? "" : " that are not UTF-8"));
+  }
+  if (!args) {
+    m.post([done = std::move(done), e = args.error()]() mutable { done(Unexpected(std::move(e))); });
+    return;
+  }
   auto query = m.embedder.embed(text);
   if (query) {
     if (auto ok = validate_embedding(*query, m.embedder.dimension()); !ok) {

@@ -169,6 +169,12 @@ class HybridBuffer {
   void flush(std::move_only_function<void(Result<void>)> on_durable = {});
 
   void get(RoundId id, std::move_only_function<void(Result<std::optional<Round>>)> done);
+  // Reads refuse malformed arguments with InvalidArgument (through `done`,
+  // like every result): a session id that add() would refuse, a limit or
+  // top_k outside 1..kMaxReadCount, search text that is empty, not UTF-8, or
+  // longer than max_message_bytes.
+  static constexpr std::size_t kMaxReadCount = 10'000;
+
   // The `limit` most recent rounds of `session` (by seq), in ascending seq order.
   void list(std::string session, std::size_t limit,
             std::move_only_function<void(Result<std::vector<Round>>)> done);
