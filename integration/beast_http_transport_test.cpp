@@ -85,6 +85,30 @@ TEST(BeastHttpTransport, ASlowServerIsATimeout) {
   EXPECT_TRUE(r.error().retryable());
 }
 
+TEST(BeastHttpTransport, AResponseThatNeverFinishesIsATimeout) {
+  HttpTransportOptions o;
+  o.request_timeout = 200ms;
+  Harness h(o);
+  h.server.inject({.stall_mid_body = true});
+  auto r = h.send("GET", "/collections/c");
+  ASSERT_FALSE(r.has_value()) << "status " << r->status;
+  EXPECT_EQ(r.error().code(), ErrorCode::Timeout);
+  EXPECT_TRUE(r.error().retryable());
+  // The transport recovers: the next request gets a fresh connection and an answer.
+  auto next = h.send("GET", "/collections/c");
+  ASSERT_TRUE(next.has_value()) << next.error().to_string();
+}
+
+TEST(BeastHttpTransport, RedirectsAreReturnedNotFollowed) {
+  fakes::QdrantServer elsewhere;
+  Harness h;
+  h.server.inject({.status = 301, .location = elsewhere.url() + "/collections/c"});
+  auto r = h.send("GET", "/collections/c");
+  ASSERT_TRUE(r.has_value()) << r.error().to_string();
+  EXPECT_EQ(r->status, 301);
+  EXPECT_EQ(elsewhere.requests(), 0u) << "the redirect was followed";
+}
+
 TEST(BeastHttpTransport, RefusesAResponseOverTheCap) {
   HttpTransportOptions o;
   o.max_response_bytes = 4096;

@@ -73,7 +73,7 @@ struct QdrantServer::Impl {
           fault = faults.front();
           faults.pop_front();
         }
-        if (!fault || (!fault->status && !fault->reset && !fault->body_bytes)) {
+        if (!fault || (!fault->status && !fault->reset && !fault->body_bytes && !fault->stall_mid_body)) {
           response = model.handle(request);
         }
       }
@@ -82,6 +82,17 @@ struct QdrantServer::Impl {
         std::lock_guard lock(mutex);
         connection.closed = true;
         socket.close(ec);
+        return;
+      }
+      if (fault && fault->stall_mid_body) {
+        // A response that never finishes: 1000 bytes promised, 10 sent, then
+        // silence until the client gives up and closes.
+        const std::string head =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
+            "{\"result\":";
+        asio::write(socket, asio::buffer(head), ec);
+        char sink[256];
+        while (!ec) (void)socket.read_some(asio::buffer(sink), ec);
         return;
       }
       if (fault && fault->body_bytes) {
@@ -94,6 +105,7 @@ struct QdrantServer::Impl {
       }
       http::response<http::string_body> res{static_cast<http::status>(response.status), req.version()};
       res.set(http::field::content_type, "application/json");
+      if (fault && fault->location) res.set(http::field::location, *fault->location);
       res.keep_alive(req.keep_alive());
       res.body() = std::move(response.body);
       res.prepare_payload();

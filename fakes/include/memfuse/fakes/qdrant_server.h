@@ -26,6 +26,8 @@ struct ServerFault {
   std::chrono::milliseconds delay{0};           // wait before answering
   bool reset = false;                           // close the connection without answering
   std::optional<std::size_t> body_bytes;        // answer 200 with a body this large
+  bool stall_mid_body = false;                  // send the headers and part of the body, then nothing
+  std::optional<std::string> location;          // with `status`: a Location header (a redirect)
 };
 
 class QdrantServer {
