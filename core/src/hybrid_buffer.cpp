@@ -601,11 +601,14 @@ Result<AddReceipt> HybridBuffer::add(NewRound input) {
   round.id = make_round_id(static_cast<std::uint64_t>(ms.count()), m.runtime.random().next_u64(),
                            m.runtime.random().next_u64());
   round.created_at = now;
+  // The buffer may hold the round for a while: no slack capacity a caller's
+  // string building left behind (parsers append), only the bytes.
+  for (auto& msg : round.messages) msg.content.shrink_to_fit();
   Entry e;
   e.bytes = round.payload_bytes();
-  const std::vector<Chunk> chunks = chunk_round(round, m.options.chunking.chunk_size_bytes);
+  std::vector<Chunk> chunks = chunk_round(round, m.options.chunking.chunk_size_bytes);
   e.chunks.reserve(chunks.size());
-  for (const Chunk& c : chunks) {
+  for (Chunk& c : chunks) {
     auto v = m.embedder.embed(c.text);
     if (!v) {
       count_rejection(&HybridBufferStats::rejected_invalid);
@@ -617,7 +620,8 @@ Result<AddReceipt> HybridBuffer::add(NewRound input) {
       return fail(ErrorCode::InvalidArgument, false,
                   fmt::format("embedder: chunk {} of the round: {}", c.index, ok.error().message()));
     }
-    e.chunks.push_back(EmbeddedChunk{c, std::move(*v)});
+    c.text.shrink_to_fit();  // built by appending: keep only the bytes
+    e.chunks.push_back(EmbeddedChunk{std::move(c), std::move(*v)});
   }
 
   std::shared_ptr<Batch> batch;

@@ -24,6 +24,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::open(Runtime& runtime, const Config&
   }
   SqliteStoreOptions sqlite = SqliteStoreOptions::from(config.sqlite);
   sqlite.vfs = options.sqlite_vfs;
+  sqlite.write_lock = std::make_shared<std::mutex>();  // rounds and vectors share the file
   auto rounds = SqliteRoundStore::open(sqlite);
   if (!rounds) return Unexpected(rounds.error());
   p->sqlite_rounds_ = std::move(*rounds);

@@ -48,6 +48,7 @@ struct SqliteRoundStore::Impl {
   sqlite3* db = nullptr;
   sqlite3* read_db = nullptr;
   std::mutex mutex;       // one write statement at a time
+  std::shared_ptr<std::mutex> write_lock;  // shared with the other store of the file, or null
   std::mutex read_mutex;  // one read statement at a time
   Statement insert, begin, commit, rollback;
   Statement select_one, select_session, count, max_seq;  // on read_db
@@ -79,6 +80,7 @@ SqliteRoundStore::~SqliteRoundStore() = default;
 
 Result<std::unique_ptr<SqliteRoundStore>> SqliteRoundStore::open(SqliteStoreOptions options) {
   auto impl = std::make_unique<Impl>();
+  impl->write_lock = options.write_lock;
   auto db = detail::open_database(options);
   if (!db) return Unexpected(db.error());
   impl->db = *db;
@@ -113,6 +115,8 @@ Result<std::unique_ptr<SqliteRoundStore>> SqliteRoundStore::open(SqliteStoreOpti
 
 Result<std::size_t> SqliteRoundStore::put(std::span<const Round> rounds) {
   std::lock_guard lock(impl_->mutex);
+  std::unique_lock<std::mutex> file_lock;
+  if (impl_->write_lock) file_lock = std::unique_lock(*impl_->write_lock);
   sqlite3* db = impl_->db;
   auto step = [&](Statement& s, std::string_view what) { return detail::run(db, s, what); };
   // An interrupted ROLLBACK can leave a transaction open: close it first.

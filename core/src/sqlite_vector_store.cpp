@@ -20,6 +20,7 @@ struct SqliteVectorStore::Impl {
   sqlite3* read_db = nullptr;  // search and count: never wait for a write (WAL)
   int dimension = 0;
   std::mutex mutex;
+  std::shared_ptr<std::mutex> write_lock;  // shared with the other store of the file, or null
   std::mutex read_mutex;
   Statement insert, begin, commit, rollback;
   Statement select_session, count;  // on read_db
@@ -35,6 +36,7 @@ SqliteVectorStore::~SqliteVectorStore() = default;
 Result<std::unique_ptr<SqliteVectorStore>> SqliteVectorStore::open(SqliteStoreOptions options,
                                                                    int dimension) {
   auto impl = std::make_unique<Impl>();
+  impl->write_lock = options.write_lock;
   auto db = detail::open_database(options);
   if (!db) return Unexpected(db.error());
   impl->db = *db;
@@ -71,6 +73,8 @@ Result<std::size_t> SqliteVectorStore::put(std::span<const EmbeddedChunk> chunks
     }
   }
   std::lock_guard lock(impl_->mutex);
+  std::unique_lock<std::mutex> file_lock;
+  if (impl_->write_lock) file_lock = std::unique_lock(*impl_->write_lock);
   sqlite3* db = impl_->db;
   if (!sqlite3_get_autocommit(db)) (void)detail::run(db, impl_->rollback, "ROLLBACK");
   if (auto ok = detail::run(db, impl_->begin, "BEGIN"); !ok) return Unexpected(ok.error());

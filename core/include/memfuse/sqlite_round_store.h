@@ -29,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -46,9 +47,15 @@ struct SqliteStoreOptions {
   SqliteSynchronous synchronous = SqliteSynchronous::Normal;
   int busy_timeout_ms = 5000;
   std::string vfs;  // a registered SQLite VFS name; empty: the default (a real file)
+  // Stores of one process that write the same file (the embedded default's
+  // rounds and vectors) share this lock around each write transaction, so
+  // they queue on it instead of in SQLite's busy handler, which sleeps in
+  // steps of milliseconds. Other processes still meet busy_timeout_ms. Null:
+  // no shared lock.
+  std::shared_ptr<std::mutex> write_lock;
 
   [[nodiscard]] static SqliteStoreOptions from(const SqliteConfig& c) {
-    return {c.path, c.synchronous, c.busy_timeout_ms, {}};
+    return {c.path, c.synchronous, c.busy_timeout_ms, {}, nullptr};
   }
 };
 
