@@ -81,9 +81,13 @@ std::string HybridBufferStats::to_json() const {
 
 namespace {
 
+// A buffered round. Its chunks keep their ids and vectors but no text: a
+// chunk's text is derived from the round (chunk_round), and holding it twice
+// cost a third of the buffer's memory. The stores and search results get it
+// back from the round when they need it.
 struct Entry {
   Round round;
-  std::vector<EmbeddedChunk> chunks;
+  std::vector<EmbeddedChunk> chunks;  // chunk.text empty
   std::size_t bytes = 0;
 };
 
@@ -98,8 +102,9 @@ struct Batch {
   std::uint64_t number = 0;
   FlushTrigger trigger = FlushTrigger::Size;
   RoundBatch rounds;  // in seq order
-  ChunkBatch chunks;  // grouped by round, in round order
+  ChunkBatch chunks;  // grouped by round, in round order; chunk.text empty (see Entry)
   std::vector<std::size_t> chunk_counts;  // per round
+  ChunkBatch store_chunks;  // `chunks` with their texts, for the vector store: made by the first attempt
   std::size_t bytes = 0;
   // Set by a leg's success, even a late one: the data is durable, whoever
   // asked. Read by later attempts to skip the leg.
@@ -314,6 +319,23 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
     });
   }
 
+  // The batch's chunks with their texts, rebuilt from the rounds once per
+  // batch. Called only by attempts, which run one at a time on the manager's
+  // strand.
+  ChunkBatch store_chunks(Batch& b) const {
+    if (b.store_chunks) return b.store_chunks;
+    auto out = std::make_shared<std::vector<EmbeddedChunk>>(*b.chunks);
+    std::size_t c = 0;
+    for (std::size_t i = 0; i < b.rounds->size(); ++i) {
+      auto chunks = chunk_round((*b.rounds)[i], options.chunking.chunk_size_bytes);
+      MEMFUSE_ASSERT(chunks.size() == b.chunk_counts[i]);
+      for (std::size_t k = 0; k < b.chunk_counts[i]; ++k) (*out)[c + k].chunk.text = std::move(chunks[k].text);
+      c += b.chunk_counts[i];
+    }
+    b.store_chunks = out;
+    return b.store_chunks;
+  }
+
   void run_attempt(const std::shared_ptr<Batch>& b, std::shared_ptr<Attempt> attempt) {
     struct Legs {
       std::mutex mutex;
@@ -356,7 +378,7 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
       }));
     }
     if (do_vectors) {
-      calls.push_back(vector_store.put(b->chunks, strand_executor, [b, leg_done](Result<void> r) mutable {
+      calls.push_back(vector_store.put(store_chunks(*b), strand_executor, [b, leg_done](Result<void> r) mutable {
         if (r) b->vectors_acked.store(true);
         leg_done(std::move(r));
       }));
@@ -620,7 +642,7 @@ Result<AddReceipt> HybridBuffer::add(NewRound input) {
       return fail(ErrorCode::InvalidArgument, false,
                   fmt::format("embedder: chunk {} of the round: {}", c.index, ok.error().message()));
     }
-    c.text.shrink_to_fit();  // built by appending: keep only the bytes
+    std::string().swap(c.text);  // derived from the round: not held twice (see Entry)
     e.chunks.push_back(EmbeddedChunk{std::move(c), std::move(*v)});
   }
 
@@ -804,14 +826,24 @@ void HybridBuffer::search(std::string session, std::string text, std::size_t top
   std::vector<ScoredChunk> memory;
   {
     std::lock_guard lock(m.mutex);
-    auto consider = [&](const EmbeddedChunk& c) {
-      if (c.chunk.session_id == session) memory.push_back(ScoredChunk{c.chunk, cosine(*query, c.vector)});
+    // A round's chunks share its session; their texts come from the round.
+    auto consider = [&](const Round& r, const EmbeddedChunk* first, std::size_t count) {
+      if (r.session_id != session) return;
+      const std::vector<Chunk> texts = chunk_round(r, m.options.chunking.chunk_size_bytes);
+      for (std::size_t k = 0; k < count; ++k) {
+        ScoredChunk sc{first[k].chunk, cosine(*query, first[k].vector)};
+        MEMFUSE_ASSERT(sc.chunk.index < texts.size());
+        sc.chunk.text = texts[sc.chunk.index].text;
+        memory.push_back(std::move(sc));
+      }
     };
-    for (const auto& e : m.buffer) {
-      for (const auto& c : e.chunks) consider(c);
-    }
+    for (const auto& e : m.buffer) consider(e.round, e.chunks.data(), e.chunks.size());
     for (const auto& [n, b] : m.in_flight) {
-      for (const auto& c : *b->chunks) consider(c);
+      std::size_t c = 0;
+      for (std::size_t i = 0; i < b->rounds->size(); ++i) {
+        consider((*b->rounds)[i], b->chunks->data() + c, b->chunk_counts[i]);
+        c += b->chunk_counts[i];
+      }
     }
   }
   m.timed_read<std::vector<ScoredChunk>>(
