@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <charconv>
 #include <mutex>
 #include <utility>
 
@@ -130,6 +131,48 @@ Result<std::vector<ScoredChunk>> parse_query_response(const HttpResponse& respon
   return out;
 }
 
+namespace {
+
+// One point as JSON, written directly: a json DOM per point cost an
+// allocation per vector element, and the vector went out as doubles (17
+// digits each). A float is written in its shortest form that reads back as
+// the same float (std::to_chars), which is what Qdrant stores; strings are
+// escaped by nlohmann, with invalid UTF-8 replaced.
+void append_json_string(std::string& out, const std::string& s) {
+  out += json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void append_point(std::string& out, const EmbeddedChunk& c) {
+  out.reserve(out.size() + 160 + c.vector.size() * 12 + c.chunk.text.size() + c.chunk.session_id.size());
+  out += R"({"id":")";
+  out += point_id_for(c.chunk.id).to_string();
+  out += R"(","vector":[)";
+  for (std::size_t i = 0; i < c.vector.size(); ++i) {
+    if (i > 0) out += ',';
+    const float x = c.vector[i];
+    if (x == 0.0f && std::signbit(x)) {
+      out += "-0.0";  // "-0" would read back as the integer 0
+    } else if (std::isfinite(x)) {
+      char digits[32];
+      const auto written = std::to_chars(digits, digits + sizeof digits, x);  // shortest round-trip form
+      out.append(digits, written.ptr);
+    } else {
+      out += "null";  // as nlohmann writes it; embeddings are checked finite before they get here
+    }
+  }
+  out += R"(],"payload":{"round_id":")";
+  out += c.chunk.round_id.to_string();
+  out += R"(","session_id":)";
+  append_json_string(out, c.chunk.session_id);
+  out += R"(,"chunk_index":)";
+  out += std::to_string(c.chunk.index);
+  out += R"(,"text":)";
+  append_json_string(out, c.chunk.text);
+  out += "}}";
+}
+
+}  // namespace
+
 std::vector<std::string> upsert_bodies(const std::vector<EmbeddedChunk>& chunks,
                                        std::size_t max_request_bytes) {
   static constexpr std::string_view kHead = R"({"points":[)";
@@ -144,16 +187,10 @@ std::vector<std::string> upsert_bodies(const std::vector<EmbeddedChunk>& chunks,
     body.clear();
     points = 0;
   };
+  std::string text;
   for (const auto& c : chunks) {
-    const json point = {
-        {"id", point_id_for(c.chunk.id).to_string()},
-        {"vector", c.vector},
-        {"payload",
-         {{"round_id", c.chunk.round_id.to_string()},
-          {"session_id", c.chunk.session_id},
-          {"chunk_index", c.chunk.index},
-          {"text", c.chunk.text}}}};
-    const std::string text = point.dump(-1, ' ', false, json::error_handler_t::replace);
+    text.clear();
+    append_point(text, c);
     const std::size_t extra = text.size() + (points > 0 ? 1 : 0);
     if (points > 0 && body.size() + extra + kTail.size() > max_request_bytes) close();
     if (points == 0) body = kHead;

@@ -18,25 +18,109 @@ using detail::column_bytes;
 using detail::sqlite_error;
 using detail::Statement;
 
+// The same text nlohmann wrote from a DOM ([{"content":...,"role":...}]),
+// without building one.
 std::string encode_messages(const std::vector<Message>& messages) {
-  json a = json::array();
-  for (const auto& m : messages) a.push_back({{"role", m.role}, {"content", m.content}});
-  return a.dump();
+  std::string out = "[";
+  for (const auto& m : messages) {
+    if (out.size() > 1) out += ',';
+    out += R"({"content":)";
+    out += json(m.content).dump();
+    out += R"(,"role":)";
+    out += json(m.role).dump();
+    out += '}';
+  }
+  out += ']';
+  return out;
 }
 
-Result<std::vector<Message>> decode_messages(std::string_view text) {
-  const json a = json::parse(text, nullptr, false);
-  if (a.is_discarded() || !a.is_array()) {
-    return fail(ErrorCode::Corrupt, false, "sqlite: a stored round's messages are not a JSON array");
-  }
-  std::vector<Message> out;
-  for (const auto& m : a) {
-    if (!m.is_object() || !m.contains("role") || !m.contains("content")) {
-      return fail(ErrorCode::Corrupt, false, "sqlite: a stored message lacks role or content");
+// Stored messages are a JSON array of {"content": ..., "role": ...} objects.
+// Read with a SAX handler straight into Messages: a DOM per round was most of
+// what list() cost. Anything else - another shape, a value that is not a
+// string, a missing field - is Corrupt, never an exception.
+class MessagesReader final : public nlohmann::json_sax<json> {
+ public:
+  std::vector<Message> messages;
+  const char* problem = nullptr;
+
+  bool null() override { return other(); }
+  bool boolean(bool) override { return other(); }
+  bool number_integer(number_integer_t) override { return other(); }
+  bool number_unsigned(number_unsigned_t) override { return other(); }
+  bool number_float(number_float_t, const string_t&) override { return other(); }
+  bool binary(binary_t&) override { return other(); }
+  bool string(string_t& s) override {
+    if (depth_ != 2) return other();
+    if (field_ == Field::Role) {
+      messages.back().role = std::move(s);
+      have_role_ = true;
+    } else {
+      messages.back().content = std::move(s);
+      have_content_ = true;
     }
-    out.push_back(Message{m["role"].get<std::string>(), m["content"].get<std::string>()});
+    return true;
   }
-  return out;
+  bool start_object(std::size_t) override {
+    if (depth_ != 1) return other();
+    ++depth_;
+    messages.emplace_back();
+    have_role_ = have_content_ = false;
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (k == "role") {
+      field_ = Field::Role;
+    } else if (k == "content") {
+      field_ = Field::Content;
+    } else {
+      return reject("sqlite: a stored message has a field other than role and content");
+    }
+    return true;
+  }
+  bool end_object() override {
+    --depth_;
+    if (!have_role_ || !have_content_) return reject("sqlite: a stored message lacks role or content");
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    if (depth_ != 0) return other();
+    ++depth_;
+    return true;
+  }
+  bool end_array() override {
+    --depth_;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return reject(kNotAnArray);
+  }
+
+ private:
+  static constexpr const char* kNotAnArray = "sqlite: a stored round's messages are not a JSON array";
+  enum class Field { Role, Content };
+
+  bool reject(const char* why) {
+    if (problem == nullptr) problem = why;
+    return false;
+  }
+  // Anything but a string field of a message object, or a value at the top.
+  bool other() {
+    return reject(depth_ == 0 ? kNotAnArray : "sqlite: a stored message lacks role or content");
+  }
+
+  int depth_ = 0;
+  Field field_ = Field::Role;
+  bool have_role_ = false;
+  bool have_content_ = false;
+};
+
+Result<std::vector<Message>> decode_messages(std::string_view text) {
+  MessagesReader reader;
+  const bool ok = json::sax_parse(text, &reader, json::input_format_t::json, /*strict=*/true);
+  if (!ok || reader.problem != nullptr) {
+    return fail(ErrorCode::Corrupt, false, reader.problem != nullptr ? reader.problem : "sqlite: a stored round's messages are not a JSON array");
+  }
+  return std::move(reader.messages);
 }
 
 }  // namespace

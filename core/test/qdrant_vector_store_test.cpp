@@ -7,6 +7,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+#include <cstring>
+#include <limits>
+
 namespace memfuse {
 namespace {
 
@@ -118,6 +122,49 @@ TEST(QdrantRequests, UpsertBodiesSplitAtTheLimitAndKeepEveryPoint) {
   EXPECT_EQ(points, chunks.size());
   EXPECT_GT(bodies.size(), 3u);
   EXPECT_EQ(qdrant::upsert_bodies(chunks, 64).size(), chunks.size()) << "oversized points go alone";
+}
+
+// Vectors go out as the shortest text that reads back as the same float;
+// strings are escaped and invalid UTF-8 is replaced, never sent raw.
+TEST(QdrantRequests, UpsertBodiesCarryEveryFloatExactlyAndEscapeText) {
+  std::vector<float> awkward = {0.0f, -0.0f, 1.0f, -1.0f, 0.1f, 1.0f / 3.0f, 1e-30f, -3.4028235e38f,
+                                std::numeric_limits<float>::denorm_min(),
+                                std::numeric_limits<float>::min(), 16777217.0f, 123456.789f};
+  std::uint32_t bits = 0x9e3779b9u;
+  while (awkward.size() < 4096) {  // random bit patterns over the whole range, finite only
+    bits = bits * 1664525u + 1013904223u;
+    float x = 0;
+    std::memcpy(&x, &bits, sizeof x);
+    if (std::isfinite(x)) awkward.push_back(x);
+  }
+  EmbeddedChunk c;
+  c.chunk.round_id = make_round_id(1, 2, 3);
+  c.chunk.index = 7;
+  c.chunk.id = make_chunk_id(c.chunk.round_id, 7);
+  c.chunk.session_id = std::string("s\"q\\;\x01", 6);
+  c.chunk.text = std::string("caf\xc3\xa9 \xff\xfe end\n", 13);
+  c.vector = awkward;
+  const auto bodies = qdrant::upsert_bodies({c}, 1 << 20);
+  ASSERT_EQ(bodies.size(), 1u);
+  const auto j = nlohmann::json::parse(bodies[0]);  // throws if the body is not JSON
+  const auto& p = j.at("points").at(0);
+  EXPECT_EQ(p.at("id"), point_id_for(c.chunk.id).to_string());
+  EXPECT_EQ(p.at("payload").at("session_id"), c.chunk.session_id) << "escaped and read back byte for byte";
+  EXPECT_EQ(p.at("payload").at("text"), "caf\xc3\xa9 \xef\xbf\xbd\xef\xbf\xbd end\n") << "invalid bytes become U+FFFD";
+  EXPECT_EQ(p.at("payload").at("chunk_index"), 7);
+  EXPECT_EQ(p.at("payload").at("round_id"), c.chunk.round_id.to_string());
+  const auto& v = p.at("vector");
+  ASSERT_EQ(v.size(), awkward.size());
+  for (std::size_t i = 0; i < awkward.size(); ++i) {
+    // As a server reads it: a double, then the nearest float.
+    const float back = static_cast<float>(v[i].get<double>());
+    std::uint32_t want = 0, got = 0;
+    std::memcpy(&want, &awkward[i], sizeof want);
+    std::memcpy(&got, &back, sizeof got);
+    ASSERT_EQ(got, want) << "element " << i << " (" << awkward[i] << ") came back as " << back << " from "
+                         << v[i].dump();
+  }
+  EXPECT_LT(bodies[0].size(), awkward.size() * 17) << "shortest float text, not 17-digit doubles";
 }
 
 }  // namespace

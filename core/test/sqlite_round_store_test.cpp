@@ -215,5 +215,48 @@ TEST(SqliteRoundStore, InterruptAbortsTheRunningPutAndRollsBack) {
   EXPECT_TRUE(interrupted) << "no put was interrupted in " << tries << " tries";
 }
 
+// Stored messages are read without trusting them: any other shape is a
+// Corrupt error naming what is wrong, never an exception or a wrong round.
+TEST(SqliteRoundStore, MalformedStoredMessagesAreCorruptNotExceptions) {
+  TempDir dir;
+  const std::string path = (dir.path / "m.db").string();
+  auto store = SqliteRoundStore::open({path, SqliteSynchronous::Normal, 1000, {}});
+  ASSERT_TRUE(store.has_value()) << store.error().to_string();
+  Round odd = make_round(1, "s", std::string("q\"uote\\ \n\t\x01 caf\xc3\xa9 NUL:\0 end", 27));
+  odd.messages.push_back({"system", ""});
+  ASSERT_TRUE((*store)->put(std::vector<Round>{odd}).has_value());
+  auto back = (*store)->get(odd.id);
+  ASSERT_TRUE(back.has_value() && back->has_value());
+  EXPECT_EQ((*back)->messages, odd.messages) << "every byte, every message, in order";
+
+  struct Case {
+    const char* stored;
+    const char* says;
+  };
+  for (const Case c : {Case{"", "not a JSON array"}, Case{"{}", "not a JSON array"}, Case{"5", "not a JSON array"},
+                       Case{"[1]", "lacks role or content"}, Case{R"([{"role":"user"}])", "lacks role or content"},
+                       Case{R"([{"role":7,"content":"x"}])", "lacks role or content"},
+                       Case{R"([{"role":"u","content":{"a":1}}])", "lacks role or content"},
+                       Case{R"([{"role":"u","content":"x","extra":"y"}])", "a field other than role and content"},
+                       Case{R"([{"role":"u","content":"x"})", "not a JSON array"},
+                       Case{R"([[{"role":"u","content":"x"}]])", "lacks role or content"}}) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* s = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "UPDATE rounds SET messages = ?1", -1, &s, nullptr), SQLITE_OK);
+    sqlite3_bind_text(s, 1, c.stored, -1, SQLITE_STATIC);
+    ASSERT_EQ(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    auto one = (*store)->get(odd.id);
+    ASSERT_FALSE(one.has_value()) << c.stored;
+    EXPECT_EQ(one.error().code(), ErrorCode::Corrupt) << c.stored;
+    EXPECT_THAT(one.error().message(), HasSubstr(c.says)) << c.stored;
+    auto listed = (*store)->list("s", 10);
+    ASSERT_FALSE(listed.has_value()) << c.stored;
+    EXPECT_EQ(listed.error().code(), ErrorCode::Corrupt) << c.stored;
+  }
+}
+
 }  // namespace
 }  // namespace memfuse

@@ -1,13 +1,19 @@
 #include "memfuse/fakes/fake_qdrant.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
+#include <cstdint>
+#include <optional>
+#include <variant>
+#include <vector>
 
 #include <boost/asio/post.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "memfuse/executor.h"
+#include "memfuse/fakes/qdrant_upsert_body.h"
 #include "memfuse/ids.h"
 
 namespace memfuse::fakes {
@@ -101,7 +107,336 @@ bool valid_filter(const json& filter) {
   });
 }
 
+
+// The general reader's SAX handler: a DOM for everything but the points'
+// vectors, which are read straight into floats. Each point's "vector" array
+// stays in the DOM as an empty array; its elements are in `vectors`, by
+// point index.
+class UpsertSax final : public nlohmann::json_sax<json> {
+ public:
+  struct Vector {
+    std::size_t elements = 0;  // at the top level of the array, numbers or not
+    bool numbers_only = true;
+    std::vector<float> values;
+  };
+
+  json root;
+  std::vector<std::optional<Vector>> vectors;
+
+  bool null() override { return value(json(nullptr)); }
+  bool boolean(bool b) override { return value(json(b)); }
+  bool number_integer(number_integer_t v) override { return number(static_cast<float>(v), json(v)); }
+  bool number_unsigned(number_unsigned_t v) override { return number(static_cast<float>(v), json(v)); }
+  bool number_float(number_float_t v, const string_t&) override { return number(static_cast<float>(v), json(v)); }
+  bool string(string_t& s) override { return value(json(std::move(s))); }
+  bool binary(binary_t&) override { return false; }
+  bool start_object(std::size_t) override {
+    if (vector_ != nullptr) return nested();
+    stack_.push_back(add(json::object()));
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (vector_ == nullptr) key_ = std::move(k);
+    return true;
+  }
+  bool end_object() override {
+    if (vector_ != nullptr) {
+      --vector_depth_;
+      return true;
+    }
+    stack_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    if (vector_ != nullptr) return nested();
+    const bool is_points = stack_.size() == 1 && stack_[0]->is_object() && key_ == "points";
+    const bool is_vector = stack_.size() == 3 && stack_[1] == points_ && stack_[2]->is_object() && key_ == "vector";
+    json* array = add(json::array());
+    if (is_points) points_ = array;
+    if (is_vector) {
+      const std::size_t point = points_->size() - 1;
+      if (vectors.size() <= point) vectors.resize(point + 1);
+      vectors[point].emplace();
+      vector_ = &*vectors[point];
+      vector_depth_ = 0;
+      return true;
+    }
+    stack_.push_back(array);
+    return true;
+  }
+  bool end_array() override {
+    if (vector_ != nullptr) {
+      if (vector_depth_-- == 0) vector_ = nullptr;
+      return true;
+    }
+    stack_.pop_back();
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+ private:
+  json* add(json v) {
+    if (stack_.empty()) {
+      root = std::move(v);
+      return &root;
+    }
+    json& top = *stack_.back();
+    if (top.is_array()) {
+      top.push_back(std::move(v));
+      return &top.back();
+    }
+    json& slot = top[key_];
+    slot = std::move(v);
+    return &slot;
+  }
+  bool value(json v) {
+    if (vector_ != nullptr) {
+      if (vector_depth_ == 0) {
+        ++vector_->elements;
+        vector_->numbers_only = false;
+      }
+      return true;
+    }
+    add(std::move(v));
+    return true;
+  }
+  bool number(float f, json v) {
+    if (vector_ != nullptr) {
+      if (vector_depth_ == 0) {
+        ++vector_->elements;
+        vector_->values.push_back(f);
+      }
+      return true;
+    }
+    add(std::move(v));
+    return true;
+  }
+  // An array or object inside a vector: one element, not a number.
+  bool nested() {
+    if (vector_depth_++ == 0) {
+      ++vector_->elements;
+      vector_->numbers_only = false;
+    }
+    return true;
+  }
+
+  std::vector<json*> stack_;
+  std::string key_;
+  json* points_ = nullptr;
+  Vector* vector_ = nullptr;
+  int vector_depth_ = 0;
+};
+
+std::string dimension_error(std::size_t expected, std::size_t got) {
+  return fmt::format("Wrong input: Vector dimension error: expected dim: {}, got {}", expected, got);
+}
+
+// The fast reader's cursor. Every method returns false / nullopt for
+// anything outside the plain shape; it never decides that a body is invalid.
+class Scanner {
+ public:
+  explicit Scanner(std::string_view s) : s_(s) {}
+
+  void ws() {
+    while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
+  }
+  bool eat(char c) {
+    ws();
+    if (i_ < s_.size() && s_[i_] == c) {
+      ++i_;
+      return true;
+    }
+    return false;
+  }
+  bool at_end() {
+    ws();
+    return i_ == s_.size();
+  }
+  // A string of printable ASCII with no escapes.
+  std::optional<std::string_view> plain_string() {
+    if (!eat('"')) return std::nullopt;
+    const std::size_t start = i_;
+    for (; i_ < s_.size(); ++i_) {
+      const auto c = static_cast<unsigned char>(s_[i_]);
+      if (c == '"') return s_.substr(start, i_++ - start);
+      if (c == '\\' || c < 0x20 || c >= 0x80) return std::nullopt;
+    }
+    return std::nullopt;
+  }
+  // A JSON number, converted as nlohmann converts it: an integer (up to 15
+  // digits here) through its integer type, anything else through a double.
+  std::optional<float> number() {
+    ws();
+    const std::size_t start = i_;
+    auto digits = [&] {
+      const std::size_t from = i_;
+      while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') ++i_;
+      return i_ - from;
+    };
+    if (i_ < s_.size() && s_[i_] == '-') ++i_;
+    if (i_ < s_.size() && s_[i_] == '0') {
+      ++i_;
+    } else if (digits() == 0) {
+      return std::nullopt;
+    }
+    bool integer = true;
+    if (i_ < s_.size() && s_[i_] == '.') {
+      ++i_;
+      integer = false;
+      if (digits() == 0) return std::nullopt;
+    }
+    if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
+      ++i_;
+      integer = false;
+      if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
+      if (digits() == 0) return std::nullopt;
+    }
+    const char* first = s_.data() + start;
+    const char* last = s_.data() + i_;
+    if (integer) {
+      if (i_ - start > 15) return std::nullopt;
+      long long v = 0;
+      const auto r = std::from_chars(first, last, v);
+      if (r.ec != std::errc() || r.ptr != last) return std::nullopt;
+      return static_cast<float>(v);
+    }
+    double v = 0;
+    const auto r = std::from_chars(first, last, v);
+    if (r.ec != std::errc() || r.ptr != last) return std::nullopt;
+    return static_cast<float>(v);
+  }
+  // An object, as text: from its '{' to its matching '}', strings skipped.
+  std::optional<std::string_view> object_text() {
+    ws();
+    if (i_ >= s_.size() || s_[i_] != '{') return std::nullopt;
+    const std::size_t start = i_;
+    int depth = 0;
+    bool in_string = false;
+    for (; i_ < s_.size(); ++i_) {
+      const char c = s_[i_];
+      if (in_string) {
+        if (c == '\\') {
+          ++i_;
+        } else if (c == '"') {
+          in_string = false;
+        }
+      } else if (c == '"') {
+        in_string = true;
+      } else if (c == '{' || c == '[') {
+        ++depth;
+      } else if (c == '}' || c == ']') {
+        if (--depth == 0) return s_.substr(start, ++i_ - start);
+      }
+    }
+    return std::nullopt;
+  }
+
+ private:
+  std::string_view s_;
+  std::size_t i_ = 0;
+};
+
+std::optional<UpsertPoint> fast_point(Scanner& in) {
+  if (!in.eat('{')) return std::nullopt;
+  UpsertPoint p;
+  bool have_id = false, have_vector = false, have_payload = false;
+  do {
+    const auto key = in.plain_string();
+    if (!key || !in.eat(':')) return std::nullopt;
+    if (*key == "id" && !have_id) {
+      const auto text = in.plain_string();
+      if (!text) return std::nullopt;
+      auto id = Uuid::parse(*text);
+      if (!id) return std::nullopt;
+      p.id = id->to_string();
+      have_id = true;
+    } else if (*key == "vector" && !have_vector) {
+      if (!in.eat('[')) return std::nullopt;
+      if (!in.eat(']')) {
+        do {
+          const auto x = in.number();
+          if (!x) return std::nullopt;
+          p.vector.push_back(*x);
+        } while (in.eat(','));
+        if (!in.eat(']')) return std::nullopt;
+      }
+      have_vector = true;
+    } else if (*key == "payload" && !have_payload) {
+      const auto text = in.object_text();
+      if (!text) return std::nullopt;
+      const json payload = json::parse(*text, nullptr, false);
+      if (payload.is_discarded() || !payload.is_object()) return std::nullopt;
+      p.payload_json = payload.dump();
+      have_payload = true;
+    } else {
+      return std::nullopt;  // another key, or one given twice
+    }
+  } while (in.eat(','));
+  if (!in.eat('}') || !have_id || !have_vector) return std::nullopt;
+  if (!have_payload) p.payload_json = "{}";
+  return p;
+}
+
 }  // namespace
+
+std::optional<std::vector<UpsertPoint>> read_upsert_body_fast(std::string_view body) {
+  Scanner in(body);
+  if (!in.eat('{')) return std::nullopt;
+  const auto key = in.plain_string();
+  if (!key || *key != "points" || !in.eat(':') || !in.eat('[')) return std::nullopt;
+  std::vector<UpsertPoint> points;
+  if (!in.eat(']')) {
+    do {
+      auto p = fast_point(in);
+      if (!p) return std::nullopt;
+      points.push_back(std::move(*p));
+    } while (in.eat(','));
+    if (!in.eat(']')) return std::nullopt;
+  }
+  if (!in.eat('}') || !in.at_end()) return std::nullopt;
+  return points;
+}
+
+UpsertRead read_upsert_body_general(std::string_view body, std::size_t dimension) {
+  UpsertSax reader;
+  if (!json::sax_parse(body, &reader) || !reader.root.is_object()) {
+    return std::string("Format error in JSON body: not a JSON object");
+  }
+  const json& root = reader.root;
+  if (!root.contains("points") || !root["points"].is_array()) {
+    return std::string("Format error in JSON body: missing field `points`");
+  }
+  if (root.contains("ordering") && !root["ordering"].is_string()) {
+    return std::string("Format error in JSON body: `ordering` must be weak, medium or strong");
+  }
+  const json& points = root["points"];
+  std::vector<UpsertPoint> out;
+  out.reserve(points.size());
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    const json& p = points[i];
+    if (!p.is_object() || !p.contains("id") || !p.contains("vector") || !p["vector"].is_array()) {
+      return std::string("Format error in JSON body: a point needs `id` and `vector`");
+    }
+    auto id = point_id(p["id"]);
+    if (!id) return std::string("Format error in JSON body: point id must be an unsigned integer or a UUID");
+    auto& read = reader.vectors.at(i);  // every "vector" array of a point was read aside
+    if (read->elements != dimension) return dimension_error(dimension, read->elements);
+    if (!read->numbers_only) return std::string("Format error in JSON body: vector must hold numbers");
+    out.push_back(UpsertPoint{std::move(*id), std::move(read->values), p.value("payload", json::object()).dump()});
+  }
+  return out;
+}
+
+UpsertRead read_upsert_body(std::string_view body, std::size_t dimension) {
+  if (auto points = read_upsert_body_fast(body)) {
+    for (const auto& p : *points) {
+      if (p.vector.size() != dimension) return dimension_error(dimension, p.vector.size());
+    }
+    return std::move(*points);
+  }
+  return read_upsert_body_general(body, dimension);
+}
+
 
 const QdrantModel::Collection* QdrantModel::collection(const std::string& name) const {
   auto it = collections_.find(name);
@@ -165,46 +500,27 @@ HttpResponse QdrantModel::apply(const std::string& name, const std::string& acti
   const bool dry_run = action_in.ends_with("?dry-run");
   const std::string action = dry_run ? action_in.substr(0, action_in.size() - 8) : action_in;
   Collection& c = collections_.at(name);
-  const json body = json::parse(request.body, nullptr, false);
-  if (body.is_discarded() || !body.is_object()) return error(400, "Format error in JSON body: not a JSON object");
-
   if (action.empty() && request.method == "PUT") {  // upsert
-    if (!body.contains("points") || !body["points"].is_array()) {
-      return error(400, "Format error in JSON body: missing field `points`");
-    }
-    if (body.contains("ordering") && !body["ordering"].is_string()) {
-      return error(400, "Format error in JSON body: `ordering` must be weak, medium or strong");
-    }
-    std::vector<std::pair<std::string, Point>> batch;
-    for (const auto& p : body["points"]) {
-      if (!p.is_object() || !p.contains("id") || !p.contains("vector") || !p["vector"].is_array()) {
-        return error(400, "Format error in JSON body: a point needs `id` and `vector`");
-      }
-      auto id = point_id(p["id"]);
-      if (!id) return error(400, "Format error in JSON body: point id must be an unsigned integer or a UUID");
-      if (static_cast<int>(p["vector"].size()) != c.size) {
-        return error(400, fmt::format("Wrong input: Vector dimension error: expected dim: {}, got {}",
-                                      c.size, p["vector"].size()));
-      }
-      Point point;
-      double norm = 0;
-      for (const auto& x : p["vector"]) {
-        if (!x.is_number()) return error(400, "Format error in JSON body: vector must hold numbers");
-        point.vector.push_back(x.get<float>());
-        norm += static_cast<double>(point.vector.back()) * point.vector.back();
-      }
-      norm = std::sqrt(norm);
-      if (norm > 0) {
-        for (auto& x : point.vector) x = static_cast<float>(x / norm);
-      }
-      point.payload_json = p.value("payload", json::object()).dump();
-      batch.emplace_back(std::move(*id), std::move(point));
-    }
+    auto read = read_upsert_body(request.body, static_cast<std::size_t>(c.size));
+    if (auto* message = std::get_if<std::string>(&read)) return error(400, *message);
+    auto& points = std::get<std::vector<UpsertPoint>>(read);
     if (!dry_run) {
-      for (auto& [id, point] : batch) c.points[id] = std::move(point);
+      for (auto& p : points) {
+        Point point{std::move(p.vector), std::move(p.payload_json)};
+        double norm = 0;
+        for (const float x : point.vector) norm += static_cast<double>(x) * x;
+        norm = std::sqrt(norm);
+        if (norm > 0) {
+          for (auto& x : point.vector) x = static_cast<float>(x / norm);
+        }
+        c.points[p.id] = std::move(point);
+      }
     }
     return ok({{"operation_id", next_operation_++}, {"status", "completed"}});
   }
+  const json body = json::parse(request.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object()) return error(400, "Format error in JSON body: not a JSON object");
+
   if (action == "delete" && request.method == "POST") {
     if (body.contains("points") && body["points"].is_array()) {
       std::vector<std::string> ids;

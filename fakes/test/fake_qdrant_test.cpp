@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "memfuse/executor.h"
+#include "memfuse/fakes/qdrant_upsert_body.h"
+#include "memfuse/qdrant_vector_store.h"
 
 namespace memfuse::fakes {
 namespace {
@@ -88,6 +90,85 @@ TEST(FakeQdrant, RefusesBadBodiesWrongDimensionsAndHugeBodies) {
   (void)h.rt.run_until_quiescent(100);
   EXPECT_EQ((*huge)->status, 400);
   EXPECT_EQ((*h.send("PUT", "/collections/nope/points?wait=true", {{"points", json::array()}}))->status, 404);
+}
+
+// The upsert body is read by a streaming reader: every malformed vector is
+// still refused as Qdrant refuses it, and accepted vectors land as sent.
+TEST(FakeQdrant, UpsertRefusesMalformedVectorsAndStoresWellFormedOnesExactly) {
+  Harness h;
+  h.create();
+  struct Case {
+    json vector;
+    const char* says;
+  };
+  for (const Case& c : {Case{json::array({1, "x", 0}), "vector must hold numbers"},
+                        Case{json::array({1, json::array({0}), 0}), "vector must hold numbers"},
+                        Case{json::array({1, {{"a", 1}}, 0}), "vector must hold numbers"},
+                        Case{json::array({1, nullptr, true}), "vector must hold numbers"},
+                        Case{json::array({1, 0, 0, json::array({1, 2, 3})}), "expected dim: 3, got 4"},
+                        Case{json::array({json::array({1, 2, 3})}), "expected dim: 3, got 1"},
+                        Case{json(7), "needs `id` and `vector`"},
+                        Case{json::object(), "needs `id` and `vector`"}}) {
+    json p = Harness::point(kId1, {}, "s");
+    p["vector"] = c.vector;
+    auto r = h.send("PUT", "/collections/c/points?wait=true", {{"points", {Harness::point(kId2, {0, 1, 0}, "s"), p}}});
+    EXPECT_EQ((*r)->status, 400) << c.vector.dump();
+    EXPECT_THAT((*r)->body, HasSubstr(c.says)) << c.vector.dump();
+  }
+  std::optional<Result<HttpResponse>> cut;
+  h.qdrant.async_request(HttpRequest{"PUT", "/collections/c/points?wait=true", {},
+                                     R"({"points":[{"id":")" + kId1 + R"(","vector":[1,0,)"},
+                         h.rt.executor(), [&](Result<HttpResponse> r) { cut = std::move(r); });
+  (void)h.rt.run_until_quiescent(100);
+  EXPECT_EQ((*cut)->status, 400) << "a truncated body";
+  EXPECT_EQ(h.ok_result("POST", "/collections/c/points/count", {{"exact", true}})["count"], 0)
+      << "a refused batch stores none of its points";
+
+  // Integers and floats, stored normalised, in order, under the right ids.
+  (void)h.ok_result("PUT", "/collections/c/points?wait=true",
+                    {{"points", {{{"vector", json::array({3, 0, 4})}, {"id", kId1}, {"payload", {{"session_id", "s"}}}},
+                                 Harness::point(kId2, {0.0f, -2.5f, 0.0f}, "s")}}});
+  {
+    const QdrantModel& m = h.qdrant.model();
+    const auto& points = m.collection("c")->points;
+    ASSERT_EQ(points.size(), 2u);
+    EXPECT_EQ(points.at(kId1).vector, (std::vector<float>{0.6f, 0.0f, 0.8f}));
+    EXPECT_EQ(points.at(kId2).vector, (std::vector<float>{0.0f, -1.0f, 0.0f}));
+    EXPECT_EQ(json::parse(points.at(kId1).payload_json)["session_id"], "s");
+  }
+}
+
+// What production sends takes the fast reader, and arrives bit for bit.
+TEST(FakeQdrant, ProductionUpsertBodiesTakeTheFastReader) {
+  std::vector<EmbeddedChunk> chunks;
+  std::uint32_t bits = 12345;
+  for (std::uint32_t i = 0; i < 20; ++i) {
+    EmbeddedChunk c;
+    c.chunk.round_id = make_round_id(1, i, 0);
+    c.chunk.index = i;
+    c.chunk.id = make_chunk_id(c.chunk.round_id, i);
+    c.chunk.session_id = "s\"; DROP TABLE x; --";
+    c.chunk.text = "caf\xc3\xa9 \"quoted\" \\ {[ tab\t";
+    for (int d = 0; d < 384; ++d) {
+      bits = bits * 1664525u + 1013904223u;
+      c.vector.push_back(static_cast<float>(static_cast<std::int32_t>(bits)) / 2147483648.0f);
+    }
+    chunks.push_back(std::move(c));
+  }
+  const auto bodies = qdrant::upsert_bodies(chunks, 64 * 1024);
+  ASSERT_GT(bodies.size(), 1u);
+  std::size_t n = 0;
+  for (const auto& body : bodies) {
+    const auto fast = read_upsert_body_fast(body);
+    ASSERT_TRUE(fast.has_value()) << body.substr(0, 200);
+    for (const auto& p : *fast) {
+      const auto& c = chunks.at(n++);
+      EXPECT_EQ(p.id, point_id_for(c.chunk.id).to_string());
+      EXPECT_EQ(p.vector, c.vector);
+      EXPECT_EQ(json::parse(p.payload_json)["text"], c.chunk.text);
+    }
+  }
+  EXPECT_EQ(n, chunks.size());
 }
 
 TEST(FakeQdrant, QueriesByCosineWithASessionFilter) {
