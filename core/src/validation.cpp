@@ -1,5 +1,7 @@
 #include "memfuse/validation.h"
 
+#include <cstring>
+
 #include <fmt/format.h>
 
 namespace memfuse {
@@ -26,6 +28,15 @@ bool is_valid_utf8(std::string_view text) noexcept {
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   const auto* end = p + text.size();
   while (p < end) {
+    // Eight ASCII bytes at a time: the same as eight turns of the branch below.
+    if (end - p >= 8) {
+      std::uint64_t word = 0;
+      std::memcpy(&word, p, sizeof word);
+      if ((word & 0x8080808080808080ull) == 0) {
+        p += 8;
+        continue;
+      }
+    }
     const unsigned char c = *p;
     if (c < 0x80) {
       ++p;

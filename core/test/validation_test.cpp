@@ -118,6 +118,24 @@ TEST(Utf8, RejectsMalformedSequences) {
   EXPECT_FALSE(is_valid_utf8("\xff"));
 }
 
+// Long ASCII runs are checked eight bytes at a time: a bad or good sequence
+// at every offset and alignment among them is judged as on its own.
+TEST(Utf8, JudgesSequencesAtEveryOffsetInsideAsciiRuns) {
+  const std::vector<std::string> good = {"caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf"};
+  const std::vector<std::string> bad = {"\x80", "\xc3", "\xe0\x80\x80", "\xf0\x80\x80\x80", "\xf4\x90\x80\x80",
+                                        "\xf8\x88\x80\x80\x80", "\xc3\x28", "\xff", "\xed\xa0\x80"};
+  for (std::size_t before = 0; before < 20; ++before) {
+    for (std::size_t after = 0; after < 12; ++after) {
+      const std::string head(before, 'a');
+      const std::string tail(after, 'z');
+      for (const auto& g : good) EXPECT_TRUE(is_valid_utf8(head + g + tail)) << before << "/" << after;
+      for (const auto& b : bad) EXPECT_FALSE(is_valid_utf8(head + b + tail)) << before << "/" << after;
+    }
+  }
+  EXPECT_TRUE(is_valid_utf8(std::string(1000, 'x')));
+  EXPECT_FALSE(is_valid_utf8(std::string(1000, 'x') + "\xc3"));  // truncated at the very end
+}
+
 TEST(Validation, ChunkMustMatchItsRound) {
   const RoundId round = make_round_id(1000, 1, 2);
   Chunk c{make_chunk_id(round, 2), round, "s", 2, "text"};
