@@ -162,6 +162,31 @@ TEST(HybridBuffer, AddAssignsIdsAndIncreasingSeqAndChunks) {
   EXPECT_EQ(s.total_flushes, 0u);
 }
 
+// Ids are UUIDv7 in the order add() gave them, even within one millisecond:
+// rand_a counts the rounds of a millisecond, and past 4096 the count runs
+// into the next one. (The simulated clock stands still during this loop.)
+TEST(HybridBuffer, IdsIncreaseStrictlyWithinAMillisecondAndPastItsCounter) {
+  Harness h({.max_size = 10'000, .max_pending_rounds = 10'000, .max_pending_bytes = 64u << 20});
+  auto ms_of = [](const RoundId& id) {
+    std::int64_t ms = 0;
+    for (int i = 0; i < 6; ++i) ms = (ms << 8) | id.uuid.bytes[static_cast<std::size_t>(i)];
+    return ms;
+  };
+  const std::int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(h.rt.now().time_since_epoch()).count();
+  std::vector<RoundId> ids;
+  for (int i = 0; i < 5000; ++i) ids.push_back(h.add("s", "r" + std::to_string(i)).id);
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const auto& b = ids[i].uuid.bytes;
+    ASSERT_EQ(b[6] >> 4, 7) << "version 7, id " << i;
+    ASSERT_EQ(b[8] >> 6, 2) << "variant 10, id " << i;
+    ASSERT_EQ(ms_of(ids[i]), now_ms + (i < 4096 ? 0 : 1)) << "id " << i;
+    if (i > 0) {
+      ASSERT_LT(ids[i - 1], ids[i]) << "id " << i << " is not after the one before";
+    }
+  }
+}
+
 TEST(HybridBuffer, SizeTriggerFlushesAtNormalAndBothLegsLand) {
   Harness h({.max_size = 3});
   for (int i = 0; i < 3; ++i) h.add("s", numbered("round ", i));

@@ -50,7 +50,9 @@ struct RoundId {
 };
 
 // Builds a UUIDv7-layout round id. clock_ms must fit in 48 bits (asserted);
-// 74 of the 128 random bits supplied are used (12 in rand_a, 62 in rand_b).
+// the low 12 bits of random_hi go to rand_a and 62 bits of random_lo to
+// rand_b. (HybridBuffer puts a per-millisecond counter in rand_a, so its ids
+// increase strictly; see HybridBuffer::Impl::next_id_tick.)
 [[nodiscard]] RoundId make_round_id(std::int64_t clock_ms, std::uint64_t random_hi,
                                     std::uint64_t random_lo) noexcept;
 
