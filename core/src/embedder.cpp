@@ -1,6 +1,8 @@
 #include "memfuse/embedder.h"
 
+#include <array>
 #include <cctype>
+#include <cstdint>
 #include <cmath>
 #include <string>
 
@@ -25,11 +27,33 @@ constexpr std::uint64_t kFnvPrime = 0x100000001b3ull;
 // sequence, are word characters; everything else separates words. (ASCII
 // rules on purpose: the C library's would follow the process's locale.)
 // Returns the byte as it goes into a word, or -1 for a separator.
-inline int word_byte(unsigned char u) noexcept {
+constexpr int word_byte_of(unsigned char u) noexcept {
   if (u >= 0x80) return u;
   if (u >= 'A' && u <= 'Z') return u - 'A' + 'a';
   if ((u >= 'a' && u <= 'z') || (u >= '0' && u <= '9')) return u;
   return -1;
+}
+
+constexpr std::array<std::int16_t, 256> kWordByte = [] {
+  std::array<std::int16_t, 256> t{};
+  for (int u = 0; u < 256; ++u) t[static_cast<std::size_t>(u)] = static_cast<std::int16_t>(word_byte_of(static_cast<unsigned char>(u)));
+  return t;
+}();
+
+inline int word_byte(unsigned char u) noexcept { return kWordByte[u]; }
+
+// h % d without a division (Lemire, Kaser, Kurz: "Faster remainder by direct
+// computation", 2019): with m = ceil(2^128 / d), the remainder is the high 64
+// bits of ((m * h) mod 2^128) * d. Exact for every 64-bit h and d >= 1.
+__extension__ typedef unsigned __int128 U128;
+
+constexpr U128 remainder_multiplier(std::uint64_t d) noexcept { return ~U128{0} / d + 1; }
+
+inline std::uint64_t fast_remainder(std::uint64_t h, U128 m, std::uint64_t d) noexcept {
+  const U128 low = m * h;
+  const U128 bottom = (static_cast<U128>(static_cast<std::uint64_t>(low)) * d) >> 64;
+  const U128 top = static_cast<U128>(static_cast<std::uint64_t>(low >> 64)) * d;
+  return static_cast<std::uint64_t>((bottom + top) >> 64);
 }
 
 // Feeds every word's hash, and every adjacent pair's hash
@@ -70,13 +94,17 @@ std::size_t hash_words(std::string_view text, Add add) {
 
 HashingEmbedder::HashingEmbedder(int dimension) : dimension_(dimension) {
   MEMFUSE_ASSERT(dimension >= 1);
+  const U128 m = remainder_multiplier(static_cast<std::uint64_t>(dimension));
+  mod_m_hi_ = static_cast<std::uint64_t>(m >> 64);
+  mod_m_lo_ = static_cast<std::uint64_t>(m);
 }
 
 Result<std::vector<float>> HashingEmbedder::embed(std::string_view text) const {
   std::vector<double> acc(static_cast<std::size_t>(dimension_), 0.0);
   const auto dim = static_cast<std::uint64_t>(dimension_);
+  const U128 m = (static_cast<U128>(mod_m_hi_) << 64) | mod_m_lo_;
   auto add = [&](std::uint64_t h) {
-    acc[static_cast<std::size_t>(h % dim)] += (h >> 63) != 0 ? -1.0 : 1.0;
+    acc[static_cast<std::size_t>(fast_remainder(h, m, dim))] += (h >> 63) != 0 ? -1.0 : 1.0;
   };
   const std::size_t word_count = hash_words(text, add);
   if (word_count == 0) add(fnv1a(text, 0x84222325cbf29ce4ull));  // no words: hash the raw bytes

@@ -1,6 +1,8 @@
 // The "message" chunker and the hashing embedder.
 #include "memfuse/chunker.h"
 
+#include <cstring>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -81,6 +83,38 @@ TEST(HashingEmbedder, IsDeterministicAndRanksSimilarTextHigher) {
   EXPECT_GT(cosine(a, near), cosine(a, far));
   EXPECT_GT(cosine(a, near), 0.5);
   EXPECT_NEAR(cosine(a, a), 1.0, 1e-9);
+}
+
+// The vectors are part of the stored data: a query embedded by a newer build
+// must match what an older build stored. This pins every bit of them, over
+// texts with every kind of byte, at several dimensions.
+TEST(HashingEmbedder, VectorsStayBitForBitTheSameAcrossVersions) {
+  std::vector<std::string> texts = {"", "!!!", "a", "hello world", "Hello, World! hello world",
+                                    "caf\xc3\xa9 au lait \xe2\x82\xac 42", std::string("nul\0byte", 8),
+                                    "the flush manager retries with backoff", "\xff\xfe raw bytes \x80"};
+  std::string long_text;
+  std::uint64_t x = 88172645463325252ull;
+  for (int i = 0; i < 3000; ++i) {  // xorshift: bytes of every class, words of every length
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    long_text.push_back(static_cast<char>(x % 7 == 0 ? ' ' : static_cast<char>(x >> 56)));
+  }
+  texts.push_back(long_text);
+  std::uint64_t digest = 0xcbf29ce484222325ull;
+  for (const int dim : {1, 7, 64, 384, 1536}) {
+    const HashingEmbedder e(dim);
+    for (const auto& t : texts) {
+      const auto v = e.embed(t);
+      ASSERT_TRUE(v.has_value());
+      for (const float f : *v) {
+        std::uint32_t bits = 0;
+        std::memcpy(&bits, &f, sizeof bits);
+        for (int b = 0; b < 4; ++b) digest = (digest ^ ((bits >> (8 * b)) & 0xFF)) * 0x100000001b3ull;
+      }
+    }
+  }
+  EXPECT_EQ(digest, 0x83418c74783b252aull) << std::hex << "digest 0x" << digest;
 }
 
 TEST(ValidateEmbedding, RefusesWrongDimensionNanInfinityAndZero) {

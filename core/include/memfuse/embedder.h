@@ -11,6 +11,7 @@
 #pragma once
 
 #include <memory>
+#include <cstdint>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -36,6 +37,10 @@ class HashingEmbedder final : public Embedder {
 
  private:
   int dimension_;
+  // ceil(2^128 / dimension), for the remainder by multiplication (a 64-bit
+  // division per feature was a quarter of embed()).
+  std::uint64_t mod_m_hi_ = 0;
+  std::uint64_t mod_m_lo_ = 0;
 };
 
 // Checks what an embedder returned: the dimension, finite values, a non-zero
