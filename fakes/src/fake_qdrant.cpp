@@ -419,7 +419,11 @@ UpsertRead read_upsert_body_general(std::string_view body, std::size_t dimension
     }
     auto id = point_id(p["id"]);
     if (!id) return std::string("Format error in JSON body: point id must be an unsigned integer or a UUID");
-    auto& read = reader.vectors.at(i);  // every "vector" array of a point was read aside
+    // Every "vector" array of a point was read aside; never absent, but checked.
+    if (i >= reader.vectors.size() || !reader.vectors[i]) {
+      return std::string("Format error in JSON body: a point needs `id` and `vector`");
+    }
+    auto& read = reader.vectors[i];
     if (read->elements != dimension) return dimension_error(dimension, read->elements);
     if (!read->numbers_only) return std::string("Format error in JSON body: vector must hold numbers");
     out.push_back(UpsertPoint{std::move(*id), std::move(read->values), p.value("payload", json::object()).dump()});
