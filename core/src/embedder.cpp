@@ -2,8 +2,8 @@
 
 #include <array>
 #include <cctype>
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 #include <fmt/format.h>
@@ -113,7 +113,7 @@ Result<std::vector<float>> HashingEmbedder::embed(std::string_view text) const {
   if (norm == 0) {
     // Every feature cancelled out (possible with signed hashing): fall back to
     // the raw-bytes feature, which alone cannot cancel.
-    acc[static_cast<std::size_t>(fnv1a(text, 0x84222325cbf29ce4ull) % dim)] = 1.0;
+    acc[static_cast<std::size_t>(fast_remainder(fnv1a(text, 0x84222325cbf29ce4ull), m, dim))] = 1.0;
     norm = 1.0;
   }
   norm = std::sqrt(norm);

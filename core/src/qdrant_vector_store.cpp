@@ -187,15 +187,20 @@ std::vector<std::string> upsert_bodies(const std::vector<EmbeddedChunk>& chunks,
     body.clear();
     points = 0;
   };
-  std::string text;
   for (const auto& c : chunks) {
-    text.clear();
-    append_point(text, c);
-    const std::size_t extra = text.size() + (points > 0 ? 1 : 0);
-    if (points > 0 && body.size() + extra + kTail.size() > max_request_bytes) close();
+    // Written straight into the body; a point that would take the body over
+    // the limit moves to the next one (the only copy, once per body).
     if (points == 0) body = kHead;
+    const std::size_t mark = body.size();
     if (points > 0) body += ',';
-    body += text;
+    append_point(body, c);
+    if (points > 0 && body.size() + kTail.size() > max_request_bytes) {
+      std::string point = body.substr(mark + 1);
+      body.resize(mark);
+      close();
+      body = kHead;
+      body += point;
+    }
     ++points;
   }
   close();
