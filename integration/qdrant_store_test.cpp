@@ -110,8 +110,12 @@ struct Harness {
   }
 
   fakes::QdrantServer server;
-  AsioRuntime rt{{.io_threads = 2, .blocking_threads = 1}};
+  // The sink outlives the runtime: a call still in flight when the store goes away keeps the
+  // store's logger alive on an io thread, and that logger's last reference to the sink is then
+  // dropped inside libspdlog, which ThreadSanitizer cannot see (a false race with our own release
+  // of `sink` on this thread). Joining the io threads first orders the two.
   std::shared_ptr<CaptureSink> sink = std::make_shared<CaptureSink>();
+  AsioRuntime rt{{.io_threads = 2, .blocking_threads = 1}};
   std::unique_ptr<BeastHttpTransport> transport;
   std::unique_ptr<QdrantVectorStore> store;
 };
