@@ -4,6 +4,7 @@
 #include "memfuse/hybrid_buffer.h"
 
 #include <cmath>
+#include <map>
 #include <limits>
 #include <string>
 #include <vector>
@@ -12,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "memfuse/chunker.h"
 #include "memfuse/sim/sim_runtime.h"
 #include "scripted_stores.h"
 
@@ -298,6 +300,83 @@ TEST(HybridBuffer, FinalFailureRestoresAheadOfNewerRoundsInOrder) {
   h.run();
   ASSERT_TRUE(durable && *durable);
   EXPECT_EQ(h.rounds.rows().size(), 4u);
+}
+
+TEST(HybridBuffer, ABufferThatOutgrowsItsBatchSizeKeepsEveryRoundWithItsOwnChunks) {
+  // The size trigger is 2 and the queue holds one task: the second batch is
+  // refused, the size trigger waits, and the buffer grows past its first run
+  // into larger ones. Then the first batch fails for good and goes back ahead
+  // of them all. Every round must stay readable, in seq order, with its own
+  // chunks (a chunk's text is derived from the round it is paired with).
+  Harness h({.max_size = 2, .workers = 1, .max_queue_size = 1, .max_retries = 0});
+  h.vectors.set_script({{StoreStep::FailFinal}, 10s});
+  constexpr int kRounds = 61;
+  std::vector<AddReceipt> added;
+  std::map<RoundId, int> index_of;
+  std::size_t all_chunks = 0;
+  for (int i = 0; i < kRounds; ++i) {
+    // Long enough for several chunks of 64 bytes, and a different count per round.
+    std::string text = numbered("round number ", i);
+    for (int k = 0; k < i % 4; ++k) text.append(" and some more words to chunk");
+    added.push_back(h.add(i % 2 == 0 ? "even" : "odd", text));
+    index_of[added.back().id] = i;
+    all_chunks += added.back().chunks;
+  }
+  auto s = h.buffer->stats();
+  EXPECT_EQ(s.flush_submit_rejected, 1u);
+  EXPECT_EQ(s.in_flight_rounds, 2u);
+  EXPECT_EQ(s.buffer_rounds, static_cast<std::size_t>(kRounds - 2));
+  EXPECT_EQ(s.buffer_chunks, all_chunks - added[0].chunks - added[1].chunks);
+
+  (void)h.rt.run_for(20s);  // the first batch fails for good and comes back
+  ASSERT_EQ(h.failures.size(), 1u);
+  s = h.buffer->stats();
+  EXPECT_EQ(s.in_flight_rounds, 0u);
+  EXPECT_EQ(s.buffer_rounds, static_cast<std::size_t>(kRounds));
+  EXPECT_EQ(s.buffer_chunks, all_chunks);
+
+  auto check_reads = [&](const char* when) {
+    for (const char* session : {"even", "odd"}) {
+      std::vector<std::uint64_t> want;
+      std::size_t want_chunks = 0;
+      for (int i = 0; i < kRounds; ++i) {
+        if ((i % 2 == 0) == (std::string_view(session) == "even")) {
+          want.push_back(added[static_cast<std::size_t>(i)].seq);
+          want_chunks += added[static_cast<std::size_t>(i)].chunks;
+        }
+      }
+      EXPECT_EQ(h.list_seqs(session), want) << when;
+      const auto hits = h.search(session, "round number", HybridBuffer::kMaxReadCount);
+      EXPECT_EQ(hits.size(), want_chunks) << when;
+      for (const auto& hit : hits) {
+        ASSERT_TRUE(index_of.contains(hit.chunk.round_id)) << when;
+        const auto round = h.get(hit.chunk.round_id);
+        ASSERT_TRUE(round.has_value()) << when;
+        EXPECT_EQ(round->seq, added[static_cast<std::size_t>(index_of[hit.chunk.round_id])].seq) << when;
+        const auto texts = chunk_round(*round, 64);
+        ASSERT_LT(hit.chunk.index, texts.size()) << when;
+        EXPECT_EQ(hit.chunk.text, texts[hit.chunk.index].text) << when;
+        EXPECT_EQ(hit.chunk.id, texts[hit.chunk.index].id) << when;
+      }
+    }
+  };
+  check_reads("buffered");
+
+  h.vectors.set_script({});
+  std::optional<Result<void>> durable;
+  h.buffer->flush([&](Result<void> r) { durable = r; });
+  h.run();
+  ASSERT_TRUE(durable && *durable);
+  EXPECT_EQ(h.rounds.rows().size(), static_cast<std::size_t>(kRounds));
+  const auto stored = h.vectors.rows();
+  EXPECT_EQ(stored.size(), all_chunks);
+  for (const auto& [id, c] : stored) {
+    const auto round = h.rounds.rows().at(c.chunk.round_id);
+    const auto texts = chunk_round(round, 64);
+    ASSERT_LT(c.chunk.index, texts.size());
+    EXPECT_EQ(c.chunk.text, texts[c.chunk.index].text);
+  }
+  check_reads("stored");
 }
 
 TEST(HybridBuffer, ManualFlushIsHighAndReportsWhenDurable) {
