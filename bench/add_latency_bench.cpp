@@ -22,6 +22,8 @@
 #include <benchmark/benchmark.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <future>
 #include <thread>
 
@@ -233,6 +235,49 @@ void BM_EmbedOneChunk(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(embedder.embed(text));
 }
 BENCHMARK(BM_EmbedOneChunk);
+
+// The floor under a call that starts a flush: handing work to a sleeping
+// thread (a mutex, a flag, a condition variable's notify), paced like the
+// timed client above. One add() in max_size (1 % of the timed calls in the
+// flushing regimes) cuts a batch and pays one such wake-up to start it.
+void BM_WakeASleepingThread(benchmark::State& state) {
+  for (auto _ : state) {
+    std::mutex mutex;
+    std::condition_variable cv;
+    std::uint64_t posted = 0, taken = 0;
+    bool stop = false;
+    std::thread sleeper([&] {
+      std::unique_lock lock(mutex);
+      while (!stop) {
+        cv.wait(lock, [&] { return stop || taken < posted; });
+        taken = posted;
+      }
+    });
+    std::vector<std::int64_t> ns;
+    ns.reserve(kTimedAdds);
+    memfuse::bench::paced(kTimedAdds, kTimedInterval, [&](std::uint64_t, auto) {
+      const auto t0 = std::chrono::steady_clock::now();
+      {
+        std::lock_guard lock(mutex);
+        ++posted;
+      }
+      cv.notify_one();
+      const auto t1 = std::chrono::steady_clock::now();
+      ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+    });
+    {
+      std::lock_guard lock(mutex);
+      stop = true;
+    }
+    cv.notify_one();
+    sleeper.join();
+    const auto p = percentiles(ns);
+    state.counters["p50_us"] = p.p50_us;
+    state.counters["p99_us"] = p.p99_us;
+    state.counters["p999_us"] = p.p999_us;
+  }
+}
+BENCHMARK(BM_WakeASleepingThread)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 BENCHMARK(BM_AddLatencyProduction)->DenseRange(0, 3)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_AddLatencyLegacy)->DenseRange(0, 3)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
