@@ -1,6 +1,7 @@
 // The embedded pipeline (HybridBuffer, FlushManager, SQLite rounds and
 // vectors in one file) on real threads: restart with synchronous FULL and
-// NORMAL, and add() returning while a flush is blocked inside SQLite.
+// NORMAL, add() returning while a flush is blocked inside SQLite, and reads
+// racing the flushes.
 // No timing thresholds: waits use futures and polls on state.
 #include "memfuse/pipeline.h"
 
@@ -16,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "memfuse/asio_runtime.h"
+#include "memfuse/chunker.h"
 
 namespace memfuse {
 namespace {
@@ -168,6 +170,69 @@ TEST(NonBlockingAdd, AddReturnsWhileAFlushIsBlockedInsideSqlite) {
   sqlite3_close(blocker);
   EXPECT_TRUE(drain(rt, b).completed_in_time);
   EXPECT_EQ((*p)->sqlite_rounds().count().value(), 102u);
+}
+
+// Reads race the flushes: one thread adds (a batch every 3 rounds, so
+// batches are cut, attempted and retired all the time) while another
+// searches, lists and gets. Every search result's text must be its round's
+// chunk text, whether the chunk was buffered, in flight (where an attempt
+// fills the texts in for the vector store) or stored. Under ThreadSanitizer
+// this is also the race check for those fills.
+TEST(ReadsDuringFlushes, EverySearchResultCarriesItsRoundsTextWhileBatchesFlush) {
+  TempDir dir;
+  Config config = config_for(dir.file("m.db"), SqliteSynchronous::Normal, 3);
+  config.chunking.chunk_size_bytes = 64;
+  AsioRuntime rt({.io_threads = 2, .blocking_threads = 2});
+  auto p = Pipeline::open(rt, config);
+  ASSERT_TRUE(p) << p.error().to_string();
+  auto& b = (*p)->buffer();
+
+  constexpr int kRounds = 300;
+  std::atomic<bool> adding{true};
+  std::thread writer([&] {
+    for (int i = 0; i < kRounds; ++i) {
+      std::string text = "round ";
+      text.append(std::to_string(i)).append(" says something long enough to make two or three chunks");
+      auto r = b.add(NewRound{i % 2 == 0 ? "even" : "odd", std::nullopt, {{"user", text}}});
+      EXPECT_TRUE(r) << r.error().to_string();
+    }
+    adding.store(false);
+  });
+
+  auto check = [&](const ScoredChunk& hit) {
+    std::promise<Result<std::optional<Round>>> got;
+    b.get(hit.chunk.round_id, [&](auto r) { got.set_value(std::move(r)); });
+    auto round = wait(got.get_future());
+    ASSERT_TRUE(round && round->has_value());
+    const auto texts = chunk_round(**round, config.chunking.chunk_size_bytes);
+    ASSERT_LT(hit.chunk.index, texts.size());
+    EXPECT_EQ(hit.chunk.text, texts[hit.chunk.index].text);
+    EXPECT_EQ(hit.chunk.session_id, (*round)->session_id);
+  };
+  int searches = 0;
+  std::size_t hits_seen = 0;
+  while (adding.load() || searches < 20) {
+    for (const char* session : {"even", "odd"}) {
+      std::promise<Result<std::vector<ScoredChunk>>> found;
+      b.search(session, "says something long", HybridBuffer::kMaxReadCount,
+               [&](auto r) { found.set_value(std::move(r)); });
+      auto hits = wait(found.get_future());
+      ASSERT_TRUE(hits) << hits.error().to_string();
+      for (const auto& hit : *hits) check(hit);
+      hits_seen += hits->size();
+      std::promise<Result<std::vector<Round>>> listed;
+      b.list(session, 50, [&](auto r) { listed.set_value(std::move(r)); });
+      auto rounds = wait(listed.get_future());
+      ASSERT_TRUE(rounds) << rounds.error().to_string();
+      for (std::size_t i = 1; i < rounds->size(); ++i) EXPECT_LT((*rounds)[i - 1].seq, (*rounds)[i].seq);
+    }
+    ++searches;
+  }
+  writer.join();
+  EXPECT_GT(hits_seen, 0u);
+  EXPECT_TRUE(drain(rt, b).completed_in_time);
+  EXPECT_EQ((*p)->sqlite_rounds().count().value(), static_cast<std::size_t>(kRounds));
+  EXPECT_GE(b.stats().total_successful_flushes, static_cast<std::uint64_t>(kRounds / 3));
 }
 
 }  // namespace

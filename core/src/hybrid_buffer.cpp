@@ -230,9 +230,12 @@ struct Batch {
   std::uint64_t number = 0;
   FlushTrigger trigger = FlushTrigger::Size;
   RoundBatch rounds;  // in seq order
-  ChunkBatch chunks;  // grouped by round, in round order; chunk.text empty (see Buffered)
+  // Grouped by round, in round order. chunk.text is empty (see Buffered) until
+  // the first attempt fills it in for the vector store (store_chunks); reads
+  // never look at it.
+  std::shared_ptr<std::vector<EmbeddedChunk>> chunks;
   std::vector<std::size_t> chunk_counts;  // per round
-  ChunkBatch store_chunks;  // `chunks` with their texts, for the vector store: made by the first attempt
+  bool texts_filled = false;              // on the manager's strand only
   std::size_t bytes = 0;
   // Set by a leg's success, even a late one: the data is durable, whoever
   // asked. Read by later attempts to skip the leg.
@@ -324,7 +327,7 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
     b->bytes = buffer.bytes();
     Buffered::Run run = buffer.take();
     b->rounds = std::make_shared<const std::vector<Round>>(std::move(run.rounds));
-    b->chunks = std::make_shared<const std::vector<EmbeddedChunk>>(std::move(run.chunks));
+    b->chunks = std::make_shared<std::vector<EmbeddedChunk>>(std::move(run.chunks));
     b->chunk_counts = std::move(run.chunk_counts);
     in_flight.emplace(b->number, b);
     ++counters.total_flushes;
@@ -353,8 +356,11 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
                               (i < back_rounds.size() && back_rounds[i].seq < newer.rounds[j].seq);
       if (from_batch) {
         const std::size_t n = b->chunk_counts[i];
-        merged.chunks.insert(merged.chunks.end(), back_chunks.begin() + static_cast<std::ptrdiff_t>(ci),
-                             back_chunks.begin() + static_cast<std::ptrdiff_t>(ci + n));
+        for (std::size_t k = ci; k < ci + n; ++k) {  // every field but the text (see store_chunks)
+          const EmbeddedChunk& c = back_chunks[k];
+          merged.chunks.push_back(
+              EmbeddedChunk{Chunk{c.chunk.id, c.chunk.round_id, c.chunk.session_id, c.chunk.index, {}}, c.vector});
+        }
         merged.chunk_counts.push_back(n);
         merged.rounds.push_back(back_rounds[i]);
         ci += n;
@@ -477,21 +483,26 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
     });
   }
 
-  // The batch's chunks with their texts, rebuilt from the rounds once per
-  // batch. Called only by attempts, which run one at a time on the manager's
-  // strand.
+  // The batch's chunks with their texts, for the vector store: the first
+  // attempt fills the texts in place, from the rounds (a copy of the chunks,
+  // vectors and all, cost ~100 us per batch of 100 rounds on the event loop and
+  // held every in-flight vector twice). No lock: attempts run one at a time on
+  // the manager's strand, and nothing else reads the text of an in-flight
+  // chunk (search and restore copy every other field; search derives the text
+  // from the round, and buffered chunks hold none).
   ChunkBatch store_chunks(Batch& b) const {
-    if (b.store_chunks) return b.store_chunks;
-    auto out = std::make_shared<std::vector<EmbeddedChunk>>(*b.chunks);
-    std::size_t c = 0;
-    for (std::size_t i = 0; i < b.rounds->size(); ++i) {
-      auto chunks = chunk_round((*b.rounds)[i], options.chunking.chunk_size_bytes);
-      MEMFUSE_ASSERT(chunks.size() == b.chunk_counts[i]);
-      for (std::size_t k = 0; k < b.chunk_counts[i]; ++k) (*out)[c + k].chunk.text = std::move(chunks[k].text);
-      c += b.chunk_counts[i];
+    if (!b.texts_filled) {
+      auto& out = *b.chunks;
+      std::size_t c = 0;
+      for (std::size_t i = 0; i < b.rounds->size(); ++i) {
+        auto chunks = chunk_round((*b.rounds)[i], options.chunking.chunk_size_bytes);
+        MEMFUSE_ASSERT(chunks.size() == b.chunk_counts[i]);
+        for (std::size_t k = 0; k < b.chunk_counts[i]; ++k) out[c + k].chunk.text = std::move(chunks[k].text);
+        c += b.chunk_counts[i];
+      }
+      b.texts_filled = true;
     }
-    b.store_chunks = out;
-    return b.store_chunks;
+    return b.chunks;
   }
 
   void run_attempt(const std::shared_ptr<Batch>& b, std::shared_ptr<Attempt> attempt) {
@@ -994,9 +1005,11 @@ void HybridBuffer::search(std::string session, std::string text, std::size_t top
       if (r.session_id != session) return;
       const std::vector<Chunk> texts = chunk_round(r, m.options.chunking.chunk_size_bytes);
       for (std::size_t k = 0; k < count; ++k) {
-        ScoredChunk sc{first[k].chunk, cosine(*query, first[k].vector)};
-        MEMFUSE_ASSERT(sc.chunk.index < texts.size());
-        sc.chunk.text = texts[sc.chunk.index].text;
+        // Not first[k].chunk.text: an attempt may be filling it in (see store_chunks).
+        const Chunk& c = first[k].chunk;
+        MEMFUSE_ASSERT(c.index < texts.size());
+        ScoredChunk sc{Chunk{c.id, c.round_id, c.session_id, c.index, texts[c.index].text},
+                       cosine(*query, first[k].vector)};
         memory.push_back(std::move(sc));
       }
     };
