@@ -80,6 +80,13 @@ std::string HybridBufferStats::to_json() const {
 
 namespace {
 
+// A copy of `c` with `text` for its text, made without reading c.text: the
+// first attempt of an in-flight batch may be filling that in on another
+// thread (see store_chunks).
+Chunk with_text(const Chunk& c, std::string text) {
+  return Chunk{c.id, c.round_id, c.session_id, c.index, std::move(text)};
+}
+
 // Calls f(round, its first chunk, its chunk count) for every round of a
 // batch-shaped sequence, in order.
 template <typename F>
@@ -356,10 +363,8 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
                               (i < back_rounds.size() && back_rounds[i].seq < newer.rounds[j].seq);
       if (from_batch) {
         const std::size_t n = b->chunk_counts[i];
-        for (std::size_t k = ci; k < ci + n; ++k) {  // every field but the text (see store_chunks)
-          const EmbeddedChunk& c = back_chunks[k];
-          merged.chunks.push_back(
-              EmbeddedChunk{Chunk{c.chunk.id, c.chunk.round_id, c.chunk.session_id, c.chunk.index, {}}, c.vector});
+        for (std::size_t k = ci; k < ci + n; ++k) {  // buffered chunks hold no text
+          merged.chunks.push_back(EmbeddedChunk{with_text(back_chunks[k].chunk, {}), back_chunks[k].vector});
         }
         merged.chunk_counts.push_back(n);
         merged.rounds.push_back(back_rounds[i]);
@@ -488,7 +493,7 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
   // vectors and all, cost ~100 us per batch of 100 rounds on the event loop and
   // held every in-flight vector twice). No lock: attempts run one at a time on
   // the manager's strand, and nothing else reads the text of an in-flight
-  // chunk (search and restore copy every other field; search derives the text
+  // chunk (search and restore copy it with with_text; search derives the text
   // from the round, and buffered chunks hold none).
   ChunkBatch store_chunks(Batch& b) const {
     if (!b.texts_filled) {
@@ -1005,11 +1010,9 @@ void HybridBuffer::search(std::string session, std::string text, std::size_t top
       if (r.session_id != session) return;
       const std::vector<Chunk> texts = chunk_round(r, m.options.chunking.chunk_size_bytes);
       for (std::size_t k = 0; k < count; ++k) {
-        // Not first[k].chunk.text: an attempt may be filling it in (see store_chunks).
         const Chunk& c = first[k].chunk;
         MEMFUSE_ASSERT(c.index < texts.size());
-        ScoredChunk sc{Chunk{c.id, c.round_id, c.session_id, c.index, texts[c.index].text},
-                       cosine(*query, first[k].vector)};
+        ScoredChunk sc{with_text(c, texts[c.index].text), cosine(*query, first[k].vector)};
         memory.push_back(std::move(sc));
       }
     };
