@@ -12,13 +12,18 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
+#include <atomic>
 #include <future>
 #include <map>
+#include <thread>
 #include <mutex>
 #include <set>
 #include <sstream>
 
+#include <boost/asio/post.hpp>
+
 #include "memfuse/asio_runtime.h"
+#include "memfuse/executor.h"
 #include "memfuse/flush_manager.h"
 #include "scripted_sink.h"
 
@@ -155,6 +160,84 @@ void run_case() {
 }
 
 TEST(FlushManagerThreads, PropertiesHoldOnRealThreads) { check_with_cases(run_case, 25); }
+
+// Submissions reach the strand through an intake of their own (the bound is
+// counted there). Four threads submit while the test thread drains: every
+// accepted task has exactly one outcome, and all of them come before the
+// drain's report (a task still in the intake when the drain began must not be
+// forgotten); every refusal is QueueFull or ShuttingDown; the counters add up.
+TEST(FlushManagerThreads, SubmittersRacingADrainGetOneOutcomeEachBeforeItsReport) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 300;
+  for (const QueueFullPolicy policy : {QueueFullPolicy::Reject, QueueFullPolicy::Wait}) {
+    for (int round = 0; round < 10; ++round) {
+      SCOPED_TRACE(::testing::Message() << "policy " << static_cast<int>(policy) << ", round " << round);
+      FlushManagerConfig config;
+      config.max_workers = 2;
+      config.max_queue_size = 16;
+      config.enable_auto_flush = false;
+      config.queue_full_policy = policy;
+      config.queue_full_wait = 20ms;
+      AsioRuntime rt({.io_threads = 2, .blocking_threads = 1, .seed = 1});
+      auto created = FlushManager::create(rt, config);
+      ASSERT_TRUE(created.has_value());
+      FlushManager& m = **created;
+      std::atomic<int> outcomes{0};
+      std::atomic<int> accepted{0};
+      std::atomic<int> refused{0};
+      std::atomic<int> wrong_refusals{0};
+      std::atomic<bool> go{false};
+      std::vector<std::thread> submitters;
+      for (int t = 0; t < kThreads; ++t) {
+        submitters.emplace_back([&, t] {
+          while (!go.load()) std::this_thread::yield();
+          for (int i = 0; i < kPerThread; ++i) {
+            TaskSpec spec;
+            spec.kind = "race";
+            spec.priority = kPrioritiesByUrgency[static_cast<std::size_t>(i + t) % kPriorityCount];
+            // Every third attempt completes from another thread, the rest at once.
+            spec.attempt = [&rt, i](std::shared_ptr<Attempt> a) {
+              if (i % 3 == 0) {
+                boost::asio::post(rt.executor().get(), [a] { a->complete({}); });
+              } else {
+                a->complete({});
+              }
+            };
+            spec.on_complete = [&](const TaskOutcome&, std::shared_ptr<void>) { ++outcomes; };
+            if (auto id = m.submit(std::move(spec))) {
+              ++accepted;
+            } else {
+              ++refused;
+              if (id.error().code() != ErrorCode::QueueFull &&
+                  id.error().code() != ErrorCode::ShuttingDown) {
+                ++wrong_refusals;
+              }
+            }
+          }
+        });
+      }
+      go = true;
+      while (accepted.load() + refused.load() < kThreads * kPerThread / 3) std::this_thread::yield();
+      std::promise<std::pair<DrainReport, int>> reported;
+      m.drain(rt.clock().now() + 10s,
+              [&](DrainReport r) { reported.set_value({std::move(r), outcomes.load()}); });
+      for (auto& s : submitters) s.join();
+      auto future = reported.get_future();
+      ASSERT_EQ(future.wait_for(30s), std::future_status::ready);
+      const auto [report, outcomes_at_report] = future.get();
+      const FlushStats s = m.stats();
+      EXPECT_TRUE(report.completed_in_time);
+      EXPECT_EQ(outcomes_at_report, accepted.load()) << "an outcome came after the drain's report";
+      EXPECT_EQ(outcomes.load(), accepted.load());
+      EXPECT_EQ(wrong_refusals.load(), 0);
+      EXPECT_EQ(s.submitted, static_cast<std::uint64_t>(accepted.load()));
+      EXPECT_EQ(s.rejected_queue_full + s.rejected_shutting_down,
+                static_cast<std::uint64_t>(refused.load()));
+      EXPECT_EQ(s.submitted, s.succeeded + s.failed + s.timed_out + s.cancelled);
+      EXPECT_EQ(s.queue_depth + s.active_workers + s.backing_off + s.waiting_admission, 0u);
+    }
+  }
+}
 
 }  // namespace
 }  // namespace memfuse

@@ -1,9 +1,14 @@
 // FlushManager. See the header for the contract.
 //
-// Structure. All state lives in Impl behind one mutex. submit() and stats()
-// take the mutex from any thread; everything else runs as handlers on one
-// strand, so timers (which are used from one strand at a time) and user
-// callbacks are serialised. User code (attempt functions, completion
+// Structure. Two locks. The intake lock guards only what other threads hand
+// to the strand: accepted tasks not yet seen by it, attempt results, the
+// bound's counts and whether a pump is posted; submit() and complete() take
+// nothing else, and hold it for a push and a few counts. Everything else
+// lives behind the manager's mutex and is used by handlers on one strand (and
+// read by stats()), so timers (which are used from one strand at a time) and
+// user callbacks are serialised. The order is mutex, then intake. (With one
+// lock for both, submitters and the strand queued on it: a quarter of a
+// no-op task's time went to futex sleeps and wake-ups.) User code (attempt functions, completion
 // callbacks, cancel hooks, the tick, drain reports) is never called with the
 // mutex held: handlers collect it in an Actions list and run it after
 // unlocking. Handlers hold a weak_ptr to Impl, so a destroyed manager turns
@@ -15,6 +20,7 @@
 #include "memfuse/flush_manager.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <charconv>
 #include <map>
@@ -84,10 +90,12 @@ struct Actions {
 
 void run_all(Actions& actions) { actions.run(); }
 
-// The queue's ordering: (priority, sequence) and nothing else.
+// The queue's ordering: (priority, sequence) and nothing else. `task` is
+// where the queued task lives (never compared): starting it needs no lookup.
 struct Key {
   Priority priority;
   std::uint64_t seq;
+  void* task = nullptr;
 };
 
 // True when a must run before b.
@@ -110,18 +118,18 @@ bool valid_kind(std::string_view kind) {
 
 std::size_t prio_index(Priority p) { return static_cast<std::size_t>(urgency_rank(p)); }
 
-// "<kind>-<ms>-<seq>", without a format string: this is on every submit.
-TaskId make_task_id(std::string_view kind, std::int64_t ms, std::uint64_t seq) {
+// "<kind>-<ms>-<seq>" into `id`, without a format string: this is on every
+// submit, and a reused task's id keeps its buffer.
+void assign_task_id(TaskId& id, std::string_view kind, std::int64_t ms, std::uint64_t seq) {
   char num[2 * 21 + 2];
   char* p = num;
   *p++ = '-';
   p = std::to_chars(p, num + 22, ms).ptr;
   *p++ = '-';
   p = std::to_chars(p, num + sizeof num, seq).ptr;
-  TaskId id;
-  id.reserve(kind.size() + static_cast<std::size_t>(p - num));  // one allocation
+  id.clear();
+  id.reserve(kind.size() + static_cast<std::size_t>(p - num));  // at most one allocation
   id.append(kind).append(num, p);
-  return id;
 }
 
 }  // namespace
@@ -151,6 +159,9 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   };
 
   Impl(Runtime& rt, FlushManagerConfig cfg, Logger log);
+  ~Impl() { delete spare_task_.load(std::memory_order_acquire); }
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
 
   // Any thread.
   Result<TaskId> submit(TaskSpec spec);
@@ -177,7 +188,8 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   // gives free workers the most urgent tasks, runs the attempt functions and
   // callbacks that produced, and goes round again while that made more work
   // (an attempt that completes at once, a submission meanwhile). It posts
-  // itself again after kLoopRounds rounds so timers get their turn.
+  // itself again after kYieldAfter of work or kMaxRounds rounds, so the
+  // strand's timers get their turn.
   void pump();
   void start_ready_attempts(TimePoint now, Actions& actions);
   void enqueue(Task& task);
@@ -186,6 +198,8 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   void finish_attempt(std::uint64_t seq, int number, Result<void> result, TimePoint now,
                       Actions& actions);
   void deliver_completion(std::uint64_t seq, int number, Result<void> result);
+  void take_intake(TimePoint now, Actions& actions);
+  void release(std::unique_ptr<Task> task, Actions& actions);
   void on_deadline_timer(std::uint64_t generation);
   void time_out_slot(std::size_t slot, std::vector<std::function<void()>>& hooks,
                      Actions& actions);
@@ -194,8 +208,8 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   void on_backoff_done(std::uint64_t seq);
   void on_admission_timeout(std::uint64_t seq);
   void finish_task(Task& task, TaskStatus status, std::optional<Error> error, Actions& actions);
-  void admit_waiters(Actions& actions);
-  void check_drained(Actions& actions);
+  void admit_waiters();
+  void check_drained(bool all_finished, Actions& actions);
   void on_drain_deadline();
   void arm_tick();
   void on_late_completion();
@@ -207,7 +221,6 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
     });
   }
   Duration backoff_for(int retry);
-  std::size_t unfinished() const { return tasks_.size() - waiting_; }
 
   Runtime& runtime_;
   const FlushManagerConfig config_;
@@ -215,10 +228,58 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   asio::strand<asio::any_io_executor> strand_;
   Executor strand_executor_;
 
+  // Attempt results waiting for the strand. complete() may come from any
+  // thread; one posted handler takes every result that has arrived, so a
+  // burst of completions costs one wake-up, not one each.
+  struct Completion {
+    std::uint64_t seq;
+    int number;
+    Result<void> result;
+  };
+
+  // What other threads hand to the strand, under intake_mutex_.
+  struct Intake {
+    std::vector<std::unique_ptr<Task>> tasks;  // accepted, not yet taken by the strand
+    std::vector<Completion> completions;
+    // The bound: tasks accepted and unfinished (queued, running, backing off,
+    // or not yet taken), and submissions waiting for space (wait policy).
+    std::size_t admitted = 0;
+    std::size_t waiting = 0;
+    bool closed = false;  // a drain has begun
+    // True from the post of pump() until a round of it finds nothing to do:
+    // submissions and results arriving meanwhile need no wake-up of their own.
+    bool pump_posted = false;
+    std::uint64_t submitted = 0;
+    std::array<std::uint64_t, kPriorityCount> submitted_by_priority{};
+    std::uint64_t rejected_queue_full = 0;
+    std::uint64_t rejected_shutting_down = 0;
+    std::uint64_t rejected_invalid = 0;
+    // Finished tasks kept for reuse (at most max_queue_size): a task built by
+    // a submitter and freed by the strand cost two threads a malloc arena
+    // lock each; perf showed a sixth of a no-op task's time in that lock.
+    std::vector<std::unique_ptr<Task>> free_tasks;
+  };
+  mutable detail::AdaptiveMutex intake_mutex_;
+  Intake intake_;
+  // Sequence numbers are drawn before the intake lock is taken, so the id is
+  // built outside it; a rejected submission leaves a gap in the sequence.
+  std::atomic<std::uint64_t> next_seq_{1};
+  // One finished task for the next submit() to fill, refilled from
+  // intake_.free_tasks under the intake lock; taken by an exchange.
+  std::atomic<Task*> spare_task_{nullptr};
+  // Strand only: intake_ taken; they keep their capacity.
+  std::vector<std::unique_ptr<Task>> arrived_;
+  std::vector<Completion> inbox_batch_;
+  // Strand only: results reported on the strand while pump() runs the
+  // attempts it started (an attempt that completes at once); the next round
+  // takes them without the intake lock.
+  bool in_pump_ = false;
+  std::vector<Completion> strand_completions_;
+
   mutable detail::AdaptiveMutex mutex_;
   // By seq. Iterated only where order cannot matter (admit_waiters picks by
   // (priority, seq); the drain report is sorted by seq first).
-  std::unordered_map<std::uint64_t, Task> tasks_;
+  std::unordered_map<std::uint64_t, std::unique_ptr<Task>> tasks_;
   std::vector<Key> heap_;                                 // Queued tasks
   std::vector<std::uint64_t> slot_task_;                  // per worker slot: task seq, 0 if free
   std::vector<TimePoint> slot_started_;
@@ -234,23 +295,14 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   // the timer was re-armed is still delivered (timers work so); its stale
   // generation tells the handler to ignore it.
   std::uint64_t deadline_generation_ = 0;
-  std::size_t waiting_ = 0;  // tasks in WaitingAdmission
+  std::size_t waiting_ = 0;  // tasks in tasks_ in WaitingAdmission
   std::size_t backing_off_ = 0;
-  std::uint64_t next_seq_ = 1;
-  // True from the post of pump() until a round of it finds nothing to do:
-  // submissions and results arriving meanwhile need no wake-up of their own.
-  bool pump_posted_ = false;
-  static constexpr int kLoopRounds = 64;
-  // Attempt results waiting for the strand. complete() may come from any
-  // thread; one posted handler takes every result that has arrived, so a
-  // burst of completions costs one wake-up, not one each.
-  struct Completion {
-    std::uint64_t seq;
-    int number;
-    Result<void> result;
-  };
-  std::vector<Completion> inbox_;  // guarded by mutex_
-  std::vector<Completion> inbox_batch_;  // strand only: inbox_ taken; keeps its capacity
+  // A yield re-posts pump(); with several io threads the strand then moves
+  // to another thread, which must be woken (perf stat: a context switch per
+  // yield, a third of the throughput at one yield per 64 rounds). A deadline
+  // or backoff timer waits for at most one period.
+  static constexpr int kMaxRounds = 1024;
+  static constexpr Duration kYieldAfter = std::chrono::microseconds(200);
   bool draining_ = false;
   bool drain_deadline_passed_ = false;
   std::vector<std::move_only_function<void(DrainReport)>> drain_waiters_;
@@ -356,8 +408,8 @@ FlushManager::Impl::Impl(Runtime& rt, FlushManagerConfig cfg, Logger log)
 
 Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
   const auto reject = [&](ErrorCode code, std::string message) -> Result<TaskId> {
-    std::lock_guard lock(mutex_);
-    if (code == ErrorCode::InvalidArgument) ++counters_.rejected_invalid;
+    std::lock_guard lock(intake_mutex_);
+    if (code == ErrorCode::InvalidArgument) ++intake_.rejected_invalid;
     return fail(code, false, std::move(message));
   };
   if (!valid_kind(spec.kind)) {
@@ -378,88 +430,137 @@ Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
   }
   if (!spec.attempt) return reject(ErrorCode::InvalidArgument, "task has no attempt function");
 
-  TaskId id;
+  // The task is built before the lock: the lock covers the bound and a push.
+  const TimePoint now = runtime_.clock().now();
+  std::unique_ptr<Task> task(spare_task_.exchange(nullptr, std::memory_order_acquire));
+  if (!task) task = std::make_unique<Task>();
+  task->seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+  assign_task_id(task->id, spec.kind, to_millis(now), task->seq);
+  task->kind.assign(spec.kind);
+  task->priority = spec.priority;
+  task->timeout = timeout;
+  task->delivery_deadline = now + config_.delivery_deadline;
+  task->payload = std::move(spec.payload);
+  task->attempt = std::move(spec.attempt);
+  task->on_complete = std::move(spec.on_complete);
+  TaskId id = task->id;
+  const auto max = static_cast<std::size_t>(config_.max_queue_size);
+  bool post_pump = false;
   {
-    std::lock_guard lock(mutex_);
-    if (draining_) {
-      ++counters_.rejected_shutting_down;
+    std::lock_guard lock(intake_mutex_);
+    if (intake_.closed) {
+      ++intake_.rejected_shutting_down;
       return fail(ErrorCode::ShuttingDown, false,
                   "the flush manager is draining and accepts no new tasks");
     }
-    const bool full = unfinished() >= static_cast<std::size_t>(config_.max_queue_size);
+    // Submissions that wait for space keep their turn: a new one waits behind them.
+    const bool full = intake_.admitted >= max || intake_.waiting > 0;
     const bool wait = full && config_.queue_full_policy == QueueFullPolicy::Wait;
-    if (full && (!wait || waiting_ >= static_cast<std::size_t>(config_.max_queue_size))) {
-      ++counters_.rejected_queue_full;
+    if (full && (!wait || intake_.waiting >= max)) {
+      ++intake_.rejected_queue_full;
       return fail(ErrorCode::QueueFull, true,
                   fmt::format("the flush queue holds its maximum of {} unfinished tasks "
                               "(buffer.flush_manager.max_queue_size); retry later",
                               config_.max_queue_size));
     }
-    const TimePoint now = runtime_.clock().now();
-    const std::uint64_t new_seq = next_seq_++;
-    Task* task = &tasks_[new_seq];
-    task->seq = new_seq;
-    task->id = make_task_id(spec.kind, to_millis(now), new_seq);
-    task->kind = std::move(spec.kind);
-    task->priority = spec.priority;
-    task->timeout = timeout;
-    task->delivery_deadline = now + config_.delivery_deadline;
-    task->payload = std::move(spec.payload);
-    task->attempt = std::move(spec.attempt);
-    task->on_complete = std::move(spec.on_complete);
-    id = task->id;
-    ++counters_.submitted;
-    ++counters_.submitted_by_priority[prio_index(task->priority)];
-    const std::uint64_t seq = task->seq;
+    ++intake_.submitted;
+    ++intake_.submitted_by_priority[prio_index(task->priority)];
     if (wait) {
-      task->state = State::WaitingAdmission;
-      ++waiting_;
-      post([seq](Impl& m) {  // timers are armed on the strand
-        std::lock_guard guard(m.mutex_);
-        auto it = m.tasks_.find(seq);
-        if (it == m.tasks_.end() || it->second.state != State::WaitingAdmission) return;
-        it->second.timer = m.runtime_.make_timer(m.strand_executor_);
-        it->second.timer->async_wait_until(
-            m.runtime_.clock().now() + m.config_.queue_full_wait,
-            [w = m.weak_from_this(), seq](std::error_code ec) {
-              if (auto self = w.lock(); self && !ec) self->on_admission_timeout(seq);
-            });
-      });
+      task->state = State::WaitingAdmission;  // the strand arms its wait timer
+      ++intake_.waiting;
     } else {
-      enqueue(*task);
+      ++intake_.admitted;
     }
-    schedule_pump();
+    intake_.tasks.push_back(std::move(task));
+    post_pump = !std::exchange(intake_.pump_posted, true);
+    // Only this lock's holder refills the slot, so it stays empty meanwhile.
+    if (!intake_.free_tasks.empty() && spare_task_.load(std::memory_order_relaxed) == nullptr) {
+      spare_task_.store(intake_.free_tasks.back().release(), std::memory_order_release);
+      intake_.free_tasks.pop_back();
+    }
   }
+  if (post_pump) post([](Impl& m) { m.pump(); });
   return id;
 }
 
 void FlushManager::Impl::pump() {
   Actions actions;
+  std::optional<TimePoint> started;
+  in_pump_ = true;
+  struct Leave {
+    bool& flag;
+    ~Leave() { flag = false; }
+  } leave{in_pump_};
   for (int round = 1;; ++round) {
     bool again = true;
     {
       std::lock_guard lock(mutex_);
       const TimePoint now = runtime_.clock().now();  // one reading per round: a clock read per task showed in profiles
-      inbox_batch_.swap(inbox_);
-      for (auto& c : inbox_batch_) finish_attempt(c.seq, c.number, std::move(c.result), now, actions);
-      inbox_batch_.clear();
+      if (!started) started = now;
+      take_intake(now, actions);
       start_ready_attempts(now, actions);  // freed workers take the most urgent tasks now
       // Disarm only when nothing runs at all (an armed deadline that is too
       // early costs one harmless firing; a disarm and re-arm per task costs more).
       if (busy_slots_ == 0 && armed_deadline_) rearm_deadline_timer();
       if (actions.empty()) {
-        pump_posted_ = false;
-        return;
+        MEMFUSE_ASSERT(strand_completions_.empty());  // only run_all() below adds to it
+        std::lock_guard intake(intake_mutex_);
+        if (intake_.tasks.empty() && intake_.completions.empty()) {
+          intake_.pump_posted = false;
+          return;
+        }
+        continue;  // handed in since this round took the intake: take it
       }
-      if (round == kLoopRounds) {
+      if (round == kMaxRounds || now - *started >= kYieldAfter) {
         again = false;
-        pump_posted_ = false;
-        schedule_pump();
+        post([](Impl& m) { m.pump(); });  // pump_posted stays true: this is the posted pump
       }
     }
     run_all(actions);
     if (!again) return;
   }
+}
+
+// REQUIRES: mutex_ held, on the strand. Takes what other threads handed in:
+// accepted tasks join the queue (or wait for space, under the wait policy),
+// and attempt results finish their attempts.
+void FlushManager::Impl::take_intake(TimePoint now, Actions& actions) {
+  {
+    std::lock_guard lock(intake_mutex_);
+    arrived_.swap(intake_.tasks);
+    inbox_batch_.swap(intake_.completions);
+  }
+  if (!strand_completions_.empty()) {
+    inbox_batch_.insert(inbox_batch_.end(), std::make_move_iterator(strand_completions_.begin()),
+                        std::make_move_iterator(strand_completions_.end()));
+    strand_completions_.clear();
+  }
+  if (!arrived_.empty()) {
+    bool waiters = false;
+    for (auto& owned : arrived_) {
+      Task& task = *owned;
+      const std::uint64_t seq = task.seq;
+      const bool inserted = tasks_.emplace(seq, std::move(owned)).second;
+      MEMFUSE_ASSERT(inserted);
+      if (task.state != State::WaitingAdmission) {
+        enqueue(task);
+        continue;
+      }
+      ++waiting_;
+      waiters = true;
+      task.timer = runtime_.make_timer(strand_executor_);
+      task.timer->async_wait_until(now + config_.queue_full_wait,
+                                   [w = weak_from_this(), seq](std::error_code ec) {
+                                     if (auto self = w.lock(); self && !ec) {
+                                       self->on_admission_timeout(seq);
+                                     }
+                                   });
+    }
+    arrived_.clear();
+    if (waiters) admit_waiters();  // space may have been freed before they arrived
+  }
+  for (auto& c : inbox_batch_) finish_attempt(c.seq, c.number, std::move(c.result), now, actions);
+  inbox_batch_.clear();
 }
 
 // REQUIRES: mutex_ held, on the strand. Gives every free worker the most
@@ -470,7 +571,8 @@ void FlushManager::Impl::start_ready_attempts(TimePoint now, Actions& actions) {
     std::pop_heap(heap_.begin(), heap_.end(), HeapOrder{});
     const Key key = heap_.back();
     heap_.pop_back();
-    Task& task = tasks_.at(key.seq);
+    Task& task = *static_cast<Task*>(key.task);  // in tasks_ while queued
+    MEMFUSE_ASSERT(task.seq == key.seq);
     MEMFUSE_ASSERT(task.state == State::Queued);
     start_attempt(task, slot, now, actions);
   }
@@ -479,17 +581,20 @@ void FlushManager::Impl::start_ready_attempts(TimePoint now, Actions& actions) {
 // REQUIRES: mutex_ held. Puts the task in the queue under its own sequence number.
 void FlushManager::Impl::enqueue(Task& task) {
   task.state = State::Queued;
-  heap_.push_back(Key{task.priority, task.seq});
+  heap_.push_back(Key{task.priority, task.seq, &task});
   std::push_heap(heap_.begin(), heap_.end(), HeapOrder{});
   counters_.queue_depth_max = std::max(counters_.queue_depth_max, heap_.size());
   observe(FlushEvent::Kind::Queued, task);
 }
 
-// REQUIRES: mutex_ held. One pump handler in flight is enough for any number of tasks.
+// One pump handler in flight is enough for any number of tasks.
 void FlushManager::Impl::schedule_pump() {
-  if (pump_posted_) return;
-  pump_posted_ = true;
-  post([](Impl& m) { m.pump(); });
+  bool post_pump = false;
+  {
+    std::lock_guard lock(intake_mutex_);
+    post_pump = !std::exchange(intake_.pump_posted, true);
+  }
+  if (post_pump) post([](Impl& m) { m.pump(); });
 }
 
 // REQUIRES: mutex_ held, on the strand, slot free.
@@ -514,9 +619,18 @@ void FlushManager::Impl::start_attempt(Task& task, std::size_t slot, TimePoint n
 }
 
 void FlushManager::Impl::deliver_completion(std::uint64_t seq, int number, Result<void> result) {
-  std::lock_guard lock(mutex_);
-  inbox_.push_back(Completion{seq, number, std::move(result)});
-  schedule_pump();
+  // On the strand inside pump(): its next round takes the result.
+  if (strand_.running_in_this_thread() && in_pump_) {
+    strand_completions_.push_back(Completion{seq, number, std::move(result)});
+    return;
+  }
+  bool post_pump = false;
+  {
+    std::lock_guard lock(intake_mutex_);
+    intake_.completions.push_back(Completion{seq, number, std::move(result)});
+    post_pump = !std::exchange(intake_.pump_posted, true);
+  }
+  if (post_pump) post([](Impl& m) { m.pump(); });
 }
 
 // REQUIRES: mutex_ held, on the strand.
@@ -524,7 +638,7 @@ void FlushManager::Impl::finish_attempt(std::uint64_t seq, int number, Result<vo
                                         TimePoint now, Actions& actions) {
   auto it = tasks_.find(seq);
   if (it == tasks_.end()) return;
-  Task& task = it->second;
+  Task& task = *it->second;
   if (task.state != State::Running || task.attempts != number) return;
   const std::size_t slot = task.slot;
   MEMFUSE_ASSERT(slot_task_[slot] == seq);
@@ -585,7 +699,7 @@ void FlushManager::Impl::on_deadline_timer(std::uint64_t generation) {
 // REQUIRES: mutex_ held, on the strand; the slot's attempt is at its deadline.
 void FlushManager::Impl::time_out_slot(std::size_t slot, std::vector<std::function<void()>>& hooks,
                                        Actions& actions) {
-  Task& task = tasks_.at(slot_task_[slot]);
+  Task& task = *tasks_.at(slot_task_[slot]);
   MEMFUSE_ASSERT(task.state == State::Running);
   // If complete() came first, its result is already on its way: let it decide.
   if (!task.current->try_cancel(hooks)) return;
@@ -643,9 +757,9 @@ void FlushManager::Impl::on_backoff_done(std::uint64_t seq) {
   {
     std::lock_guard lock(mutex_);
     auto it = tasks_.find(seq);
-    if (it == tasks_.end() || it->second.state != State::BackingOff) return;
+    if (it == tasks_.end() || it->second->state != State::BackingOff) return;
     --backing_off_;
-    enqueue(it->second);  // with its original sequence number
+    enqueue(*it->second);  // with its original sequence number
   }
   pump();
 }
@@ -655,8 +769,8 @@ void FlushManager::Impl::on_admission_timeout(std::uint64_t seq) {
   {
     std::lock_guard lock(mutex_);
     auto it = tasks_.find(seq);
-    if (it == tasks_.end() || it->second.state != State::WaitingAdmission) return;
-    Task& task = it->second;
+    if (it == tasks_.end() || it->second->state != State::WaitingAdmission) return;
+    Task& task = *it->second;
     --waiting_;
     finish_task(task, TaskStatus::Failed,
                 Error(ErrorCode::QueueFull, true,
@@ -695,25 +809,63 @@ void FlushManager::Impl::finish_task(Task& task, TaskStatus status, std::optiona
               task.attempts, error ? error->to_string() : std::string("?"));
   }
   if (task.on_complete) {
-    // The task is erased below: its id and payload move into the outcome.
+    // The id is copied: the task is reused with its id's buffer.
     actions.completions.push_back(
         Actions::Completion{std::move(task.on_complete),
-                            TaskOutcome{std::move(task.id), status, task.attempts, std::move(error)},
+                            TaskOutcome{task.id, status, task.attempts, std::move(error)},
                             std::move(task.payload)});
   }
-  tasks_.erase(task.seq);  // `task` is gone from here on
-  admit_waiters(actions);
-  check_drained(actions);
+  auto node = tasks_.extract(task.seq);
+  release(std::move(node.mapped()), actions);  // `task` is gone from here on
 }
 
-// REQUIRES: mutex_ held. Admits the most urgent waiting submissions while there is space.
-void FlushManager::Impl::admit_waiters(Actions&) {
-  while (waiting_ > 0 && unfinished() < static_cast<std::size_t>(config_.max_queue_size)) {
+// REQUIRES: mutex_ held, on the strand; `task` has its final outcome. Gives
+// its place in the bound back to intake, admits a waiting submission into it,
+// and reports a drain that this finish completes.
+void FlushManager::Impl::release(std::unique_ptr<Task> task, Actions& actions) {
+  const bool was_waiting = task->state == State::WaitingAdmission;
+  // Everything the user gave it goes now; the strings keep their buffers.
+  task->payload.reset();
+  task->attempt = nullptr;
+  task->on_complete = nullptr;
+  task->state = State::Queued;
+  task->attempts = 0;
+  task->last_error.reset();
+  task->last_was_timeout = false;
+  task->current.reset();
+  task->timer.reset();
+  bool all_finished = false;
+  {
+    std::lock_guard lock(intake_mutex_);
+    if (was_waiting) {
+      --intake_.waiting;
+    } else {
+      --intake_.admitted;
+    }
+    all_finished = intake_.admitted == 0 && intake_.waiting == 0;
+    if (intake_.free_tasks.size() < static_cast<std::size_t>(config_.max_queue_size)) {
+      intake_.free_tasks.push_back(std::move(task));
+    }
+  }
+  admit_waiters();
+  check_drained(all_finished, actions);
+}
+
+// REQUIRES: mutex_ held, on the strand. Admits the most urgent waiting
+// submissions the strand has taken while there is space.
+void FlushManager::Impl::admit_waiters() {
+  while (waiting_ > 0) {
+    {
+      std::lock_guard lock(intake_mutex_);
+      if (intake_.admitted >= static_cast<std::size_t>(config_.max_queue_size)) return;
+      ++intake_.admitted;
+      --intake_.waiting;
+    }
     Task* best = nullptr;
     for (auto& [seq, t] : tasks_) {
-      if (t.state != State::WaitingAdmission) continue;
-      if (best == nullptr || runs_before(Key{t.priority, t.seq}, Key{best->priority, best->seq})) {
-        best = &t;
+      if (t->state != State::WaitingAdmission) continue;
+      if (best == nullptr || runs_before(Key{t->priority, t->seq}, Key{best->priority, best->seq})) {
+        best = t.get();
       }
     }
     MEMFUSE_ASSERT(best != nullptr);
@@ -724,9 +876,9 @@ void FlushManager::Impl::admit_waiters(Actions&) {
   }
 }
 
-// REQUIRES: mutex_ held.
-void FlushManager::Impl::check_drained(Actions& actions) {
-  if (!draining_ || !tasks_.empty() || drain_waiters_.empty()) return;
+// REQUIRES: mutex_ held. `all_finished`: intake counts no unfinished task.
+void FlushManager::Impl::check_drained(bool all_finished, Actions& actions) {
+  if (!draining_ || !all_finished || drain_waiters_.empty()) return;
   drain_timer_->cancel();
   for (auto& done : drain_waiters_) {
     actions.push_back([done = std::move(done), in_time = !drain_deadline_passed_]() mutable {
@@ -742,6 +894,8 @@ void FlushManager::Impl::drain(TimePoint deadline,
     std::lock_guard lock(mutex_);
     draining_ = true;
     drain_waiters_.push_back(std::move(done));
+    std::lock_guard intake(intake_mutex_);
+    intake_.closed = true;
   }
   post([deadline, now](Impl& m) {
     Actions actions;
@@ -757,7 +911,12 @@ void FlushManager::Impl::drain(TimePoint deadline,
           if (auto self = w.lock(); self && !ec) self->on_drain_deadline();
         });
       }
-      m.check_drained(actions);
+      bool all_finished = false;
+      {
+        std::lock_guard intake(m.intake_mutex_);
+        all_finished = m.intake_.admitted == 0 && m.intake_.waiting == 0;
+      }
+      m.check_drained(all_finished, actions);
     }
     run_all(actions);
     if (now) m.on_drain_deadline();
@@ -776,6 +935,8 @@ void FlushManager::Impl::on_drain_deadline() {
     // Taken first: finishing the tasks below must not report an empty drain.
     auto waiters = std::move(drain_waiters_);
     drain_waiters_.clear();
+    // Every task accepted before the drain began joins tasks_ first.
+    take_intake(runtime_.clock().now(), actions);
     const Error cancelled(ErrorCode::Cancelled, false,
                           "the drain deadline passed before the task could finish");
     std::vector<std::uint64_t> seqs;
@@ -783,7 +944,7 @@ void FlushManager::Impl::on_drain_deadline() {
     for (auto& [seq, t] : tasks_) seqs.push_back(seq);
     std::sort(seqs.begin(), seqs.end());  // the report lists tasks in submission order
     for (std::uint64_t seq : seqs) {
-      Task& task = tasks_.at(seq);
+      Task& task = *tasks_.at(seq);
       if (task.state == State::Running) {
         std::vector<std::function<void()>> h;
         task.current->try_cancel(h);  // a complete() racing us becomes a late completion
@@ -803,7 +964,7 @@ void FlushManager::Impl::on_drain_deadline() {
     rearm_deadline_timer();  // disarms: nothing runs any more
     // finish_task erases from tasks_: iterate over the sorted keys.
     for (std::uint64_t seq : seqs) {
-      Task& task = tasks_.at(seq);
+      Task& task = *tasks_.at(seq);
       task.last_error = cancelled;
       finish_task(task, TaskStatus::Cancelled, cancelled, actions);
     }
@@ -853,12 +1014,26 @@ void FlushManager::Impl::on_late_completion() {
 
 FlushStats FlushManager::Impl::stats() const {
   std::lock_guard lock(mutex_);
+  std::lock_guard intake(intake_mutex_);
   FlushStats s = counters_;
+  s.submitted = intake_.submitted;
+  s.submitted_by_priority = intake_.submitted_by_priority;
+  s.rejected_queue_full = intake_.rejected_queue_full;
+  s.rejected_shutting_down = intake_.rejected_shutting_down;
+  s.rejected_invalid = intake_.rejected_invalid;
   s.queue_depth = heap_.size();
   for (const Key& k : heap_) ++s.queued_by_priority[prio_index(k.priority)];
+  s.waiting_admission = waiting_;
+  for (const auto& t : intake_.tasks) {  // accepted, not yet taken by the strand
+    if (t->state == State::WaitingAdmission) {
+      ++s.waiting_admission;
+    } else {
+      ++s.queue_depth;
+      ++s.queued_by_priority[prio_index(t->priority)];
+    }
+  }
   s.active_workers = busy_slots_;
   s.backing_off = backing_off_;
-  s.waiting_admission = waiting_;
   s.attempt_latency = latency_.summary();
   return s;
 }
@@ -880,10 +1055,11 @@ FlushManager::FlushManager(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) 
 
 FlushManager::~FlushManager() {
   std::lock_guard lock(impl_->mutex_);
-  if (!impl_->tasks_.empty()) {
+  std::lock_guard intake(impl_->intake_mutex_);
+  if (const std::size_t n = impl_->intake_.admitted + impl_->intake_.waiting; n > 0) {
     impl_->log_.error("FlushManager destroyed with {} unfinished task(s) and no outcome for them; "
                       "call drain() or stop() first",
-                      impl_->tasks_.size());
+                      n);
   }
 }
 

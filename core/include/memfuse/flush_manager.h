@@ -22,6 +22,9 @@
 // Bounds: at most max_workers attempts run at once; at most max_queue_size
 // tasks are accepted and unfinished (queued, running, or waiting to retry);
 // under the wait policy at most max_queue_size submissions wait for space.
+// A new submission waits behind those already waiting. The manager keeps the
+// objects of up to max_queue_size finished tasks for reuse (their user data
+// released), as a vector keeps its capacity.
 //
 // Timeouts: at an attempt's deadline its cancellation hooks run, its worker
 // slot is freed at that same instant, and the attempt's outcome is Timeout. A
@@ -56,7 +59,8 @@
 namespace memfuse {
 
 // "<kind>-<ms>-<sequence>", e.g. "hybrid-1750168589000-1": the seed's format,
-// with the runtime clock's milliseconds.
+// with the runtime clock's milliseconds. Sequence numbers increase with each
+// submission; a refused submission uses one up, so accepted ids may skip.
 using TaskId = std::string;
 
 enum class TaskStatus : std::uint8_t { Success, Failed, TimedOut, Cancelled };
