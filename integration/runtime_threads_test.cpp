@@ -10,6 +10,8 @@
 #include <latch>
 #include <thread>
 
+#include <sched.h>
+
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <gtest/gtest.h>
@@ -81,6 +83,29 @@ TEST(AsioRuntime, BlockingWorkRunsOffTheEventLoopAndCompletesOnTheExecutor) {
   EXPECT_FALSE(ec);
   EXPECT_NE(work_thread, loop_id);
   EXPECT_EQ(done_thread, loop_id) << "completion runs on the event loop's thread";
+}
+
+// The runtime's threads are background threads (SCHED_BATCH on Linux) unless
+// the option says otherwise; the caller's own thread is left alone.
+TEST(AsioRuntime, ItsThreadsRunAsBackgroundThreadsUnlessToldOtherwise) {
+  const int caller_policy = sched_getscheduler(0);
+  for (const bool background : {true, false}) {
+    SCOPED_TRACE(background ? "background_scheduling = true" : "background_scheduling = false");
+    AsioRuntime rt({.io_threads = 1, .blocking_threads = 1, .background_scheduling = background});
+    std::promise<int> io_policy;
+    boost::asio::post(rt.executor().get(), [&] { io_policy.set_value(sched_getscheduler(0)); });
+    std::promise<int> blocking_policy;
+    std::promise<void> done;
+    rt.blocking().submit(
+        "test.policy", rt.executor(),
+        [&](const CancelToken&) { blocking_policy.set_value(sched_getscheduler(0)); },
+        [&](std::error_code) { done.set_value(); });
+    done.get_future().wait();
+    const int expected = background ? SCHED_BATCH : SCHED_OTHER;
+    EXPECT_EQ(io_policy.get_future().get(), expected) << "io thread";
+    EXPECT_EQ(blocking_policy.get_future().get(), expected) << "blocking-work thread";
+  }
+  EXPECT_EQ(sched_getscheduler(0), caller_policy);
 }
 
 TEST(AsioRuntime, CancellingQueuedWorkSkipsItAndRunningWorkSeesTheToken) {

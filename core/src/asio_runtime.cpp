@@ -2,6 +2,9 @@
 // core that read the real clock or std::random_device.
 #include "memfuse/asio_runtime.h"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -23,6 +26,14 @@
 namespace memfuse {
 namespace asio = boost::asio;
 namespace {
+
+// See AsioRuntimeOptions::background_scheduling. Runs on the thread itself.
+void enter_background_scheduling(bool enabled) {
+  if (!enabled) return;
+  sched_param param{};
+  param.sched_priority = 0;  // the only priority SCHED_BATCH has
+  (void)pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
+}
 
 std::error_code canceled() { return std::make_error_code(std::errc::operation_canceled); }
 
@@ -138,9 +149,15 @@ struct Job final : BlockingHandle, CancelToken {
 
 class ThreadPool final : public BlockingWork {
  public:
-  ThreadPool(int threads, std::size_t queue_limit) : queue_limit_(queue_limit) {
+  ThreadPool(int threads, std::size_t queue_limit, bool background)
+      : queue_limit_(queue_limit) {
     MEMFUSE_ASSERT(threads >= 1);
-    for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { loop(); });
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this, background] {
+        enter_background_scheduling(background);
+        loop();
+      });
+    }
   }
   ~ThreadPool() override { stop(); }
 
@@ -222,9 +239,15 @@ struct AsioRuntime::Impl {
       : guard(asio::make_work_guard(ioc)),
         executor(ioc.get_executor()),
         random(seed_from(options)),
-        pool(options.blocking_threads, options.blocking_queue_limit) {
+        pool(options.blocking_threads, options.blocking_queue_limit,
+             options.background_scheduling) {
     MEMFUSE_ASSERT(options.io_threads >= 1);
-    for (int i = 0; i < options.io_threads; ++i) threads.emplace_back([this] { ioc.run(); });
+    for (int i = 0; i < options.io_threads; ++i) {
+      threads.emplace_back([this, background = options.background_scheduling] {
+        enter_background_scheduling(background);
+        ioc.run();
+      });
+    }
   }
 
   void shutdown() {
