@@ -23,8 +23,8 @@
 // tasks are accepted and unfinished (queued, running, or waiting to retry);
 // under the wait policy at most max_queue_size submissions wait for space.
 // A new submission waits behind those already waiting. The manager keeps the
-// objects of up to min(max_queue_size, 1024) finished tasks for reuse (their
-// user data released), as a vector keeps its capacity.
+// objects of up to max_queue_size finished tasks for reuse (their user data
+// released), as a vector keeps its capacity.
 //
 // Timeouts: at an attempt's deadline its cancellation hooks run, its worker
 // slot is freed at that same instant, and the attempt's outcome is Timeout. A
