@@ -194,6 +194,12 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   void start_ready_attempts(TimePoint now, Actions& actions);
   void enqueue(Task& task);
   void schedule_pump();
+  // REQUIRES: intake_mutex_ held. True when the caller is the one to post
+  // pump(), which it does after unlocking (post_pump()).
+  bool claim_pump() { return !std::exchange(intake_.pump_posted, true); }
+  void post_pump() {
+    post([](Impl& m) { m.pump(); });
+  }
   void start_attempt(Task& task, std::size_t slot, TimePoint now, Actions& actions);
   void finish_attempt(std::uint64_t seq, int number, Result<void> result, TimePoint now,
                       Actions& actions);
@@ -448,7 +454,7 @@ Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
   task->on_complete = std::move(spec.on_complete);
   TaskId id = task->id;
   const auto max = static_cast<std::size_t>(config_.max_queue_size);
-  bool post_pump = false;
+  bool must_post = false;
   {
     std::lock_guard lock(intake_mutex_);
     if (intake_.closed) {
@@ -475,14 +481,14 @@ Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
       ++intake_.admitted;
     }
     intake_.tasks.push_back(std::move(task));
-    post_pump = !std::exchange(intake_.pump_posted, true);
+    must_post = claim_pump();
     // Only this lock's holder refills the slot, so it stays empty meanwhile.
     if (!intake_.free_tasks.empty() && spare_task_.load(std::memory_order_relaxed) == nullptr) {
       spare_task_.store(intake_.free_tasks.back().release(), std::memory_order_release);
       intake_.free_tasks.pop_back();
     }
   }
-  if (post_pump) post([](Impl& m) { m.pump(); });
+  if (must_post) post_pump();
   return id;
 }
 
@@ -516,7 +522,7 @@ void FlushManager::Impl::pump() {
       }
       if (round == kMaxRounds || now - *started >= kYieldAfter) {
         again = false;
-        post([](Impl& m) { m.pump(); });  // pump_posted stays true: this is the posted pump
+        post_pump();  // pump_posted stays true: this is the posted pump
       }
     }
     run_all(actions);
@@ -592,12 +598,12 @@ void FlushManager::Impl::enqueue(Task& task) {
 
 // One pump handler in flight is enough for any number of tasks.
 void FlushManager::Impl::schedule_pump() {
-  bool post_pump = false;
+  bool must_post = false;
   {
     std::lock_guard lock(intake_mutex_);
-    post_pump = !std::exchange(intake_.pump_posted, true);
+    must_post = claim_pump();
   }
-  if (post_pump) post([](Impl& m) { m.pump(); });
+  if (must_post) post_pump();
 }
 
 // REQUIRES: mutex_ held, on the strand, slot free.
@@ -627,13 +633,13 @@ void FlushManager::Impl::deliver_completion(std::uint64_t seq, int number, Resul
     strand_completions_.push_back(Completion{seq, number, std::move(result)});
     return;
   }
-  bool post_pump = false;
+  bool must_post = false;
   {
     std::lock_guard lock(intake_mutex_);
     intake_.completions.push_back(Completion{seq, number, std::move(result)});
-    post_pump = !std::exchange(intake_.pump_posted, true);
+    must_post = claim_pump();
   }
-  if (post_pump) post([](Impl& m) { m.pump(); });
+  if (must_post) post_pump();
 }
 
 // REQUIRES: mutex_ held, on the strand.
