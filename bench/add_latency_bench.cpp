@@ -14,6 +14,12 @@
 //   full_queue  one flush worker, a flush queue of one task, and the write
 //               lock held 200 ms out of every 250 ms: the queue is full most
 //               of the time (the counter queue_full shows it).
+// BM_AddLatencyFloor/<regime> is the control: the same pipeline, load and
+// stalls, but the timed thread runs a fixed piece of arithmetic as long as a
+// median add() (no allocation, no lock, no system call) instead of add().
+// Its tail is what the host alone adds to a call of that length in that
+// regime: interrupts, the hypervisor, caches shared with the flushing
+// threads.
 // Counters: p50_us, p99_us, p999_us, max_us: the add() call (service time);
 // response_p50_us, response_p99_us, response_p999_us: from when the call was
 // due to its return, so a call held up behind a blocked one counts its wait
@@ -21,9 +27,12 @@
 // (calls answered Overloaded, timed like the rest); flushes.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <future>
 #include <thread>
 
@@ -61,15 +70,15 @@ constexpr Regime kRegimes[] = {
     {"full_queue", true, 200ms, 250ms, 100, 1, 1},
 };
 
-// Runs the timed client (and the load client) against `add`, which returns
-// true when the call was answered Overloaded.
+// Runs the timed client against `timed` and the load client against `add`;
+// both return true when the call was answered Overloaded.
 struct Timings {
   std::vector<std::int64_t> service_ns;   // the add() call itself
   std::vector<std::int64_t> response_ns;  // from when the call was due to its return
 };
 
-template <typename Add>
-Timings drive(const Regime& regime, Add add, std::uint64_t* overloaded) {
+template <typename Add, typename Timed>
+Timings drive(const Regime& regime, Add add, Timed timed, std::uint64_t* overloaded) {
   std::atomic<bool> stop{false};
   std::thread load;
   if (regime.load) {
@@ -89,7 +98,7 @@ Timings drive(const Regime& regime, Add add, std::uint64_t* overloaded) {
   for (std::uint64_t i = 0; i < kTimedAdds; ++i) rounds.push_back(seed_round(i));
   memfuse::bench::paced(kTimedAdds, kTimedInterval, [&](std::uint64_t i, auto due) {
     const auto t0 = std::chrono::steady_clock::now();
-    const bool refused = add(std::move(rounds[i]));
+    const bool refused = timed(std::move(rounds[i]));
     const auto t1 = std::chrono::steady_clock::now();
     t.service_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
     t.response_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - due).count());
@@ -116,8 +125,38 @@ void report(benchmark::State& state, const Regime& regime, const Timings& t,
   state.SetLabel(regime.name);
 }
 
-void BM_AddLatencyProduction(benchmark::State& state) {
-  const Regime& regime = kRegimes[state.range(0)];
+// The control's work: `rounds` rounds of xorshift and a read-modify-write
+// in a 16 KiB table (an embedder's access pattern), no allocation.
+std::uint64_t arithmetic(std::uint64_t rounds) {
+  static thread_local std::array<std::uint32_t, 4096> table{};
+  std::uint64_t x = 0x9E3779B97F4A7C15ull;
+  for (std::uint64_t i = 0; i < rounds; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    table[x & 4095] += static_cast<std::uint32_t>(x >> 32);
+  }
+  return x + table[0];
+}
+
+// How many rounds of arithmetic() take `target` on this host now: the median
+// of 201 closed-loop timings, scaled.
+std::uint64_t calibrate(std::chrono::nanoseconds target) {
+  constexpr std::uint64_t kProbe = 2'000;
+  std::vector<std::int64_t> ns;
+  for (int i = 0; i < 201; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    benchmark::DoNotOptimize(arithmetic(kProbe));
+    ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::nth_element(ns.begin(), ns.begin() + 100, ns.end());
+  return std::max<std::uint64_t>(1, static_cast<std::uint64_t>(static_cast<double>(kProbe) * static_cast<double>(target.count()) /
+                                                                static_cast<double>(std::max<std::int64_t>(ns[100], 1))));
+}
+
+// The production pipeline in `regime`; the timed thread calls add() or, for
+// the control, `control_rounds` rounds of arithmetic.
+void run_production(benchmark::State& state, const Regime& regime, std::optional<std::uint64_t> control_rounds) {
   for (auto _ : state) {
     memfuse::bench::ScratchDir dir(std::string("add-prod-") + regime.name);
     memfuse::Config config;
@@ -144,10 +183,18 @@ void BM_AddLatencyProduction(benchmark::State& state) {
     Timings ns;
     {
       memfuse::bench::WriteLockStaller staller(config.sqlite.path, regime.hold, regime.period);
-      ns = drive(regime, [&](memfuse::NewRound r) {
+      auto add = [&](memfuse::NewRound r) {
         auto receipt = buffer.add(std::move(r));
         return !receipt && receipt.error().code() == memfuse::ErrorCode::Overloaded;
-      }, &overloaded);
+      };
+      if (control_rounds) {
+        ns = drive(regime, add, [&](memfuse::NewRound) {
+          benchmark::DoNotOptimize(arithmetic(*control_rounds));
+          return false;
+        }, &overloaded);
+      } else {
+        ns = drive(regime, add, add, &overloaded);
+      }
     }
     state.PauseTiming();
     std::promise<memfuse::HybridDrainReport> drained;
@@ -165,6 +212,20 @@ void BM_AddLatencyProduction(benchmark::State& state) {
       state.SkipWithError(why.c_str());
     }
   }
+}
+
+void BM_AddLatencyProduction(benchmark::State& state) {
+  run_production(state, kRegimes[state.range(0)], std::nullopt);
+}
+
+// As long as a median add() on an idle buffer (BM_AddCallCost's mean, about
+// 4 us here); fixed, so every regime's control does the same work.
+constexpr auto kControlLength = std::chrono::microseconds(4);
+
+void BM_AddLatencyFloor(benchmark::State& state) {
+  const std::uint64_t rounds = calibrate(kControlLength);
+  run_production(state, kRegimes[state.range(0)], rounds);
+  state.counters["control_rounds"] = static_cast<double>(rounds);
 }
 
 void BM_AddLatencyLegacy(benchmark::State& state) {
@@ -190,10 +251,11 @@ void BM_AddLatencyLegacy(benchmark::State& state) {
     Timings ns;
     {
       memfuse::bench::WriteLockStaller staller(so.path, regime.hold, regime.period);
-      ns = drive(regime, [&](memfuse::NewRound r) {
+      auto add = [&](memfuse::NewRound r) {
         if (!buffer.add(std::move(r))) ++failed;
         return false;
-      }, &overloaded);
+      };
+      ns = drive(regime, add, add, &overloaded);
     }
     state.PauseTiming();
     if (!buffer.flush()) ++failed;
@@ -280,6 +342,7 @@ void BM_WakeASleepingThread(benchmark::State& state) {
 BENCHMARK(BM_WakeASleepingThread)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 BENCHMARK(BM_AddLatencyProduction)->DenseRange(0, 3)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_AddLatencyFloor)->DenseRange(0, 3)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_AddLatencyLegacy)->DenseRange(0, 3)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace

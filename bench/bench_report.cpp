@@ -121,6 +121,20 @@ int main(int argc, char** argv) {
       rows.push_back(r);
     }
   }
+  for (int i = 0; i < 4; ++i) {
+    // The control: the same regime, with 4 us of arithmetic in place of
+    // add(). Its p99 is the host's share of a tail; the ratio is add()'s own.
+    Row r;
+    r.figure = fmt::format("control call p99 (4 us of arithmetic in place of add()), {}", regimes[i]);
+    r.unit = "us";
+    r.value = field(add, fmt::format("BM_AddLatencyFloor/{}/iterations:1/real_time", i), "p99_us");
+    r.baseline_name = fmt::format("add() call p99, {}", regimes[i]);
+    r.baseline = field(add, fmt::format("BM_AddLatencyProduction/{}/iterations:1/real_time", i), "p99_us");
+    if (r.value && r.baseline && *r.value > 0) r.ratio = *r.baseline / *r.value;
+    r.goal = "(reported)";
+    r.met = r.value.has_value();
+    rows.push_back(r);
+  }
   {
     // What a call that cuts a batch pays once to start its flush: a wake-up
     // of a sleeping thread, paced like the timed client.
