@@ -30,6 +30,8 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <cstring>
+#include <memory>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -154,9 +156,16 @@ std::uint64_t calibrate(std::chrono::nanoseconds target) {
                                                                 static_cast<double>(std::max<std::int64_t>(ns[100], 1))));
 }
 
-// The production pipeline in `regime`; the timed thread calls add() or, for
-// the control, `control_rounds` rounds of arithmetic.
-void run_production(benchmark::State& state, const Regime& regime, std::optional<std::uint64_t> control_rounds) {
+// The control's work, and the memory it keeps per call (none, or as much as
+// a buffered round holds: its text, its 384-float vector, the bookkeeping).
+struct Control {
+  std::uint64_t rounds = 0;
+  std::size_t keep_bytes = 0;
+};
+
+// The production pipeline in `regime`; the timed thread calls add() or runs
+// the control.
+void run_production(benchmark::State& state, const Regime& regime, std::optional<Control> control) {
   for (auto _ : state) {
     memfuse::bench::ScratchDir dir(std::string("add-prod-") + regime.name);
     memfuse::Config config;
@@ -187,9 +196,15 @@ void run_production(benchmark::State& state, const Regime& regime, std::optional
         auto receipt = buffer.add(std::move(r));
         return !receipt && receipt.error().code() == memfuse::ErrorCode::Overloaded;
       };
-      if (control_rounds) {
+      std::vector<std::unique_ptr<char[]>> kept;
+      if (control) {
+        kept.reserve(kTimedAdds);
         ns = drive(regime, add, [&](memfuse::NewRound) {
-          benchmark::DoNotOptimize(arithmetic(*control_rounds));
+          benchmark::DoNotOptimize(arithmetic(control->rounds));
+          if (control->keep_bytes > 0) {  // new memory, written, kept: a growing buffer's pages
+            kept.push_back(std::make_unique_for_overwrite<char[]>(control->keep_bytes));
+            std::memset(kept.back().get(), 1, control->keep_bytes);
+          }
           return false;
         }, &overloaded);
       } else {
@@ -221,11 +236,17 @@ void BM_AddLatencyProduction(benchmark::State& state) {
 // As long as a median add() on an idle buffer (BM_AddCallCost's mean, about
 // 4 us here); fixed, so every regime's control does the same work.
 constexpr auto kControlLength = std::chrono::microseconds(4);
+// What memory_bench counts per buffered round at 384 dimensions (payload
+// ~2 KiB, x1.25).
+constexpr std::size_t kRoundFootprint = 2'600;
 
+// Arguments: the regime, and whether the control keeps kRoundFootprint bytes
+// of new memory per call (in the idle regime the buffer only grows).
 void BM_AddLatencyFloor(benchmark::State& state) {
-  const std::uint64_t rounds = calibrate(kControlLength);
-  run_production(state, kRegimes[state.range(0)], rounds);
-  state.counters["control_rounds"] = static_cast<double>(rounds);
+  const Control control{calibrate(kControlLength), state.range(1) != 0 ? kRoundFootprint : 0};
+  run_production(state, kRegimes[state.range(0)], control);
+  state.counters["control_rounds"] = static_cast<double>(control.rounds);
+  state.counters["keep_bytes"] = static_cast<double>(control.keep_bytes);
 }
 
 void BM_AddLatencyLegacy(benchmark::State& state) {
@@ -342,7 +363,12 @@ void BM_WakeASleepingThread(benchmark::State& state) {
 BENCHMARK(BM_WakeASleepingThread)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 BENCHMARK(BM_AddLatencyProduction)->DenseRange(0, 3)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_AddLatencyFloor)->DenseRange(0, 3)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_AddLatencyFloor)
+    ->ArgsProduct({{0, 1, 2, 3}, {0}})
+    ->Args({0, 1})
+    ->Iterations(1)
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_AddLatencyLegacy)->DenseRange(0, 3)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
