@@ -121,34 +121,27 @@ int main(int argc, char** argv) {
       rows.push_back(r);
     }
   }
+  // The controls: the same regime, with 4 us of arithmetic in place of add().
+  // Their p99 is the host's share of a tail; the ratio is add()'s own.
+  auto control_row = [&](std::string figure, int regime, int keeps_memory) {
+    Row r;
+    r.figure = std::move(figure);
+    r.unit = "us";
+    r.value = field(add, fmt::format("BM_AddLatencyFloor/{}/{}/iterations:1/real_time", regime, keeps_memory),
+                    "p99_us");
+    r.baseline_name = fmt::format("add() call p99, {}", regimes[regime]);
+    r.baseline = field(add, fmt::format("BM_AddLatencyProduction/{}/iterations:1/real_time", regime), "p99_us");
+    if (r.value && r.baseline && *r.value > 0) r.ratio = *r.baseline / *r.value;
+    r.goal = "(reported)";
+    r.met = r.value.has_value();
+    rows.push_back(r);
+  };
   for (int i = 0; i < 4; ++i) {
-    // The control: the same regime, with 4 us of arithmetic in place of
-    // add(). Its p99 is the host's share of a tail; the ratio is add()'s own.
-    Row r;
-    r.figure = fmt::format("control call p99 (4 us of arithmetic in place of add()), {}", regimes[i]);
-    r.unit = "us";
-    r.value = field(add, fmt::format("BM_AddLatencyFloor/{}/0/iterations:1/real_time", i), "p99_us");
-    r.baseline_name = fmt::format("add() call p99, {}", regimes[i]);
-    r.baseline = field(add, fmt::format("BM_AddLatencyProduction/{}/iterations:1/real_time", i), "p99_us");
-    if (r.value && r.baseline && *r.value > 0) r.ratio = *r.baseline / *r.value;
-    r.goal = "(reported)";
-    r.met = r.value.has_value();
-    rows.push_back(r);
+    control_row(fmt::format("control call p99 (4 us of arithmetic in place of add()), {}", regimes[i]), i, 0);
   }
-  {
-    // Idle, the buffer only grows: the control also keeps what a buffered
-    // round holds (2.6 KB of new memory, written, per call).
-    Row r;
-    r.figure = "control call p99, idle, keeping 2.6 KB of new memory per call as the buffer does";
-    r.unit = "us";
-    r.value = field(add, "BM_AddLatencyFloor/0/1/iterations:1/real_time", "p99_us");
-    r.baseline_name = "add() call p99, idle";
-    r.baseline = field(add, "BM_AddLatencyProduction/0/iterations:1/real_time", "p99_us");
-    if (r.value && r.baseline && *r.value > 0) r.ratio = *r.baseline / *r.value;
-    r.goal = "(reported)";
-    r.met = r.value.has_value();
-    rows.push_back(r);
-  }
+  // Idle, the buffer only grows: this control also keeps what a buffered
+  // round holds (2.6 KB of new memory, written, per call).
+  control_row("control call p99, idle, keeping 2.6 KB of new memory per call as the buffer does", 0, 1);
   {
     // What a call that cuts a batch pays once to start its flush: a wake-up
     // of a sleeping thread, paced like the timed client.
