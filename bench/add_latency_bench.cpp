@@ -14,12 +14,13 @@
 //   full_queue  one flush worker, a flush queue of one task, and the write
 //               lock held 200 ms out of every 250 ms: the queue is full most
 //               of the time (the counter queue_full shows it).
-// BM_AddLatencyFloor/<regime> is the control: the same pipeline, load and
+// BM_AddLatencyFloor/<regime>/0 is the control: the same pipeline, load and
 // stalls, but the timed thread runs a fixed piece of arithmetic as long as a
 // median add() (no allocation, no lock, no system call) instead of add().
 // Its tail is what the host alone adds to a call of that length in that
 // regime: interrupts, the hypervisor, caches shared with the flushing
-// threads.
+// threads. BM_AddLatencyFloor/0/1 (idle) also keeps, per call, as much new
+// memory as a buffered round holds: the page faults of a growing heap.
 // Counters: p50_us, p99_us, p999_us, max_us: the add() call (service time);
 // response_p50_us, response_p99_us, response_p999_us: from when the call was
 // due to its return, so a call held up behind a blocked one counts its wait
