@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,82 @@ RC_GTEST_PROP(SqliteMessagesJson, StoredTextIsWhatNlohmannWritesAndReadsBack, ()
   const std::string stored = stored_messages(path);
   std::filesystem::remove_all(dir);
   RC_ASSERT(stored == dom.dump());
+}
+
+// What the messages column means, by nlohmann's DOM: an array of objects
+// with exactly a string "role" and a string "content"; nullopt otherwise.
+std::optional<std::vector<Message>> meaning(const std::string& text) {
+  const auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_array()) return std::nullopt;
+  std::vector<Message> out;
+  for (const auto& o : j) {
+    if (!o.is_object() || o.size() != 2 || !o.contains("role") || !o.contains("content") ||
+        !o["role"].is_string() || !o["content"].is_string()) {
+      return std::nullopt;
+    }
+    out.push_back(Message{o["role"].get<std::string>(), o["content"].get<std::string>()});
+  }
+  return out;
+}
+
+// The reader takes the writer's exact shape without a parser and everything
+// else through nlohmann's. Property: for the writer's text with one byte
+// inserted, removed or replaced anywhere (most of which is no longer the
+// writer's shape, and some no longer JSON), a read gives the messages the
+// text means, or Corrupt when it means none.
+RC_GTEST_PROP(SqliteMessagesJson, ReadsWhatAnyNearlyWrittenTextMeans, ()) {
+  const auto texts = *rc::gen::container<std::vector<std::pair<std::string, std::string>>>(
+      rc::gen::pair(utf8_text(), utf8_text()));
+  nlohmann::json dom = nlohmann::json::array();
+  for (const auto& [role, content] : texts) dom.push_back({{"role", role}, {"content", content}});
+  std::string text = dom.dump();
+  const auto at = *rc::gen::inRange<std::size_t>(0, text.size() + 1);
+  const auto byte = static_cast<char>(*rc::gen::oneOf(
+      rc::gen::element<int>('"', '\\', ',', ':', '{', '}', '[', ']', ' ', 'u', '0', 'n', 0x01, 0xC3, 0x80),
+      rc::gen::inRange<int>(0, 256)));
+  switch (*rc::gen::inRange(0, 4)) {
+    case 0: text.insert(at, 1, byte); break;
+    case 1: if (at < text.size()) text.erase(at, 1); break;
+    case 2: if (at < text.size()) text[at] = byte; break;
+    default: break;  // the written text itself
+  }
+  const auto dir = std::filesystem::temp_directory_path() /
+                   ("memfuse-messages-read-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "m.db").string();
+  Round round;
+  round.id = make_round_id(1, 1, 1);
+  round.session_id = "s";
+  round.seq = 1;
+  round.messages = {{"user", "placeholder"}};
+  auto store = SqliteRoundStore::open({path, SqliteSynchronous::Normal, 1000, {}});
+  RC_ASSERT(store.has_value());
+  RC_ASSERT((*store)->put(std::vector<Round>{round}).value() == 1u);
+  {
+    sqlite3* db = nullptr;
+    sqlite3_open(path.c_str(), &db);
+    sqlite3_stmt* s = nullptr;
+    sqlite3_prepare_v2(db, "UPDATE rounds SET messages = ?1", -1, &s, nullptr);
+    sqlite3_bind_text(s, 1, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    const int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    RC_ASSERT(rc == SQLITE_DONE);
+  }
+  const auto got = (*store)->get(round.id);
+  store->reset();
+  std::filesystem::remove_all(dir);
+  const auto expected = meaning(text);
+  RC_TAG(expected.has_value() ? "means messages" : "means none");
+  if (expected) {
+    RC_ASSERT(got.has_value());
+    RC_ASSERT(got->has_value());
+    RC_ASSERT((*got)->messages == *expected);
+  } else {
+    RC_ASSERT(!got.has_value());
+    RC_ASSERT(got.error().code() == ErrorCode::Corrupt);
+  }
 }
 
 TEST(SqliteMessagesJson, TextThatIsNotUtf8IsRefusedAndNothingIsStored) {

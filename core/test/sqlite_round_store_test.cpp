@@ -229,6 +229,34 @@ TEST(SqliteRoundStore, MalformedStoredMessagesAreCorruptNotExceptions) {
   ASSERT_TRUE(back.has_value() && back->has_value());
   EXPECT_EQ((*back)->messages, odd.messages) << "every byte, every message, in order";
 
+  auto store_text = [&](std::string_view text) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+    sqlite3_stmt* s = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db, "UPDATE rounds SET messages = ?1", -1, &s, nullptr), SQLITE_OK);
+    sqlite3_bind_text(s, 1, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+    ASSERT_EQ(sqlite3_step(s), SQLITE_DONE);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+  };
+  // Valid JSON in another writer's shape (spaces, the other key order,
+  // escapes our writer does not use) is read as what it means.
+  struct Valid {
+    std::string stored;
+    std::vector<Message> means;
+  };
+  for (const Valid& v : {Valid{R"([ {"role": "user", "content": "hi"} ])", {{"user", "hi"}}},
+                         Valid{R"([{"content":"caf\u00e9 \ud83d\ude00 \/ \u0041","role":"u"}])",
+                               {{"u", "caf\xc3\xa9 \xf0\x9f\x98\x80 / A"}}},
+                         Valid{R"([{"content":"a","role":"u"},{"role":"v","content":"b"}])", {{"u", "a"}, {"v", "b"}}},
+                         Valid{"[]", {}}}) {
+    store_text(v.stored);
+    auto read = (*store)->get(odd.id);
+    ASSERT_TRUE(read.has_value()) << v.stored << ": " << read.error().to_string();
+    ASSERT_TRUE(read->has_value());
+    EXPECT_EQ((*read)->messages, v.means) << v.stored;
+  }
+
   struct Case {
     const char* stored;
     const char* says;
@@ -239,15 +267,13 @@ TEST(SqliteRoundStore, MalformedStoredMessagesAreCorruptNotExceptions) {
                        Case{R"([{"role":"u","content":{"a":1}}])", "lacks role or content"},
                        Case{R"([{"role":"u","content":"x","extra":"y"}])", "a field other than role and content"},
                        Case{R"([{"role":"u","content":"x"})", "not a JSON array"},
-                       Case{R"([[{"role":"u","content":"x"}]])", "lacks role or content"}}) {
-    sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-    sqlite3_stmt* s = nullptr;
-    ASSERT_EQ(sqlite3_prepare_v2(db, "UPDATE rounds SET messages = ?1", -1, &s, nullptr), SQLITE_OK);
-    sqlite3_bind_text(s, 1, c.stored, -1, SQLITE_STATIC);
-    ASSERT_EQ(sqlite3_step(s), SQLITE_DONE);
-    sqlite3_finalize(s);
-    sqlite3_close(db);
+                       Case{R"([[{"role":"u","content":"x"}]])", "lacks role or content"},
+                       // Our writer's shape, but not JSON: a raw control character, text
+                       // that is not UTF-8, something after the array.
+                       Case{"[{\"content\":\"a\x01" "b\",\"role\":\"u\"}]", "not a JSON array"},
+                       Case{"[{\"content\":\"\xc3\x28\",\"role\":\"u\"}]", "not a JSON array"},
+                       Case{R"([{"content":"x","role":"u"}]x)", "not a JSON array"}}) {
+    store_text(c.stored);
     auto one = (*store)->get(odd.id);
     ASSERT_FALSE(one.has_value()) << c.stored;
     EXPECT_EQ(one.error().code(), ErrorCode::Corrupt) << c.stored;
