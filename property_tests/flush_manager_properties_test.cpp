@@ -234,6 +234,41 @@ RC_GTEST_PROP(FlushManagerProperties, StrictPriorityOrder, ()) {
   }
 }
 
+// The case the property above found (seed 2351): at 451 ms a hung attempt's
+// deadline frees its worker in the same instant a critical task is handed
+// in; the freed worker must take the critical task, not the normal one queued
+// earlier. (The deadline handler started attempts without first taking what
+// had been handed in.)
+TEST(FlushManagerProperties, AWorkerFreedByATimeoutTakesATaskHandedInAtThatInstant) {
+  Workload w;
+  w.config.max_workers = 2;
+  w.config.max_queue_size = 5;
+  w.config.enable_auto_flush = false;
+  w.config.default_timeout = 2s;
+  w.config.retry.max_retries = 1;
+  w.config.retry.backoff_base = 1ms;
+  w.config.retry.backoff_cap = 1s;
+  w.config.retry.jitter = 0.25;
+  w.config.delivery_deadline = 2s;
+  w.config.queue_full_policy = QueueFullPolicy::Reject;
+  w.config.queue_full_wait = 1ms;
+  w.strategy = sim::Strategy::Random;
+  w.seed = 2351;
+  w.drain_at_ms = 451;
+  w.drain_window_ms = 0;
+  w.tasks = {{Priority::Critical, 451, 50, 0, {}},
+             {Priority::Normal, 60, 50, 0, {}},
+             {Priority::High, 7, 444, 0, {Behaviour::Hang}},
+             {Priority::Normal, 61, 50, 0, {}},
+             {Priority::Critical, 8, 50, 51, {}},
+             {Priority::Critical, 62, 342, 342, {}}};
+  const Observed o = run(w);
+  for (const auto& a : o.attempts) {
+    EXPECT_FALSE(a.more_urgent_was_queued) << "task " << a.task << " attempt " << a.number << " started at "
+                                           << (a.start - TimePoint{}).count() << " ns (virtual clock) with a more urgent task queued";
+  }
+}
+
 // First attempts of equal priority start in submission order.
 void check_fifo_within_priority(const Observed& o) {
   std::map<std::size_t, std::size_t> first_start;  // task -> index of its first attempt

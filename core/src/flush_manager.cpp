@@ -715,6 +715,11 @@ void FlushManager::Impl::on_deadline_timer(std::uint64_t generation) {
         time_out_slot(slot, hooks, actions);
       }
     }
+    // The freed workers take the most urgent tasks, and those include any
+    // handed in since the last pump: without taking the intake first, a task
+    // queued earlier started while a more urgent one waited there (invariant
+    // 4; FlushManagerProperties.StrictPriorityOrder found it).
+    take_intake(now, actions);
     start_ready_attempts(now, actions);
     rearm_deadline_timer();
   }
