@@ -198,6 +198,7 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   // itself again after kYieldAfter of work or kMaxRounds rounds, so the
   // strand's timers get their turn.
   void pump();
+  void take_in_and_start(TimePoint now, Actions& actions);
   void start_ready_attempts(TimePoint now, Actions& actions);
   void enqueue(Task& task);
   void schedule_pump();
@@ -518,8 +519,7 @@ void FlushManager::Impl::pump() {
       std::lock_guard lock(mutex_);
       const TimePoint now = runtime_.clock().now();  // one reading per round: a clock read per task showed in profiles
       if (!started) started = now;
-      take_intake(now, actions);
-      start_ready_attempts(now, actions);  // freed workers take the most urgent tasks now
+      take_in_and_start(now, actions);  // freed workers take the most urgent tasks now
       // Disarm only when nothing runs at all (an armed deadline that is too
       // early costs one harmless firing; a disarm and re-arm per task costs more).
       if (busy_slots_ == 0 && armed_deadline_) rearm_deadline_timer();
@@ -590,8 +590,19 @@ void FlushManager::Impl::take_intake(TimePoint now, Actions& actions) {
   inbox_batch_.clear();
 }
 
-// REQUIRES: mutex_ held, on the strand. Gives every free worker the most
-// urgent queued task.
+// REQUIRES: mutex_ held, on the strand. Takes in what was handed in, then
+// gives every free worker the most urgent queued task. The two go together:
+// a task handed in is ranked with the queued ones before any worker starts
+// one (started without the intake, a freed worker took a task queued
+// earlier while a more urgent one waited there: invariant 4,
+// FlushManagerProperties.StrictPriorityOrder).
+void FlushManager::Impl::take_in_and_start(TimePoint now, Actions& actions) {
+  take_intake(now, actions);
+  start_ready_attempts(now, actions);
+}
+
+// REQUIRES: mutex_ held, on the strand; called by take_in_and_start only.
+// Gives every free worker the most urgent queued task.
 void FlushManager::Impl::start_ready_attempts(TimePoint now, Actions& actions) {
   for (std::size_t slot = 0; slot < slot_task_.size() && !heap_.empty(); ++slot) {
     if (slot_task_[slot] != 0) continue;
@@ -715,12 +726,7 @@ void FlushManager::Impl::on_deadline_timer(std::uint64_t generation) {
         time_out_slot(slot, hooks, actions);
       }
     }
-    // The freed workers take the most urgent tasks, and those include any
-    // handed in since the last pump: without taking the intake first, a task
-    // queued earlier started while a more urgent one waited there (invariant
-    // 4; FlushManagerProperties.StrictPriorityOrder found it).
-    take_intake(now, actions);
-    start_ready_attempts(now, actions);
+    take_in_and_start(now, actions);
     rearm_deadline_timer();
   }
   for (auto& h : hooks) {
