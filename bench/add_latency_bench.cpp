@@ -25,7 +25,13 @@
 // response_p50_us, response_p99_us, response_p999_us: from when the call was
 // due to its return, so a call held up behind a blocked one counts its wait
 // (the legacy design blocks the caller; production never does); overloaded
-// (calls answered Overloaded, timed like the rest); flushes.
+// (calls answered Overloaded, timed like the rest); flushes. And why calls
+// were slower than the goal's 10 us, read around each call (outside its timed
+// span) from the thread's own accounting: over_10us_pct of the calls, split
+// into faulted_pct (the call took a page fault), switched_pct (no fault; the
+// thread was switched out: it slept on a lock or was preempted) and
+// on_cpu_pct (neither, and the thread's CPU time covered >= 90 % of the call:
+// it ran the whole time, slowly), the rest in other_pct.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -38,6 +44,9 @@
 #include <optional>
 #include <future>
 #include <thread>
+
+#include <sys/resource.h>
+#include <time.h>
 
 #include "bench_support.h"
 #include "legacy_sync_buffer.h"
@@ -78,6 +87,27 @@ constexpr Regime kRegimes[] = {
 struct Timings {
   std::vector<std::int64_t> service_ns;   // the add() call itself
   std::vector<std::int64_t> response_ns;  // from when the call was due to its return
+  std::vector<std::int64_t> cpu_ns;       // the thread's CPU time during the call
+  std::vector<long> faults;               // page faults the thread took during the call
+  std::vector<long> switches;             // times it was switched out during the call
+};
+
+// The calling thread's CPU time, page faults and context switches so far.
+struct ThreadUsage {
+  std::int64_t cpu_ns = 0;
+  long faults = 0;
+  long switches = 0;
+  static ThreadUsage now() {
+    ThreadUsage u;
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    u.cpu_ns = static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+    rusage r{};
+    ::getrusage(RUSAGE_THREAD, &r);
+    u.faults = r.ru_minflt + r.ru_majflt;
+    u.switches = r.ru_nvcsw + r.ru_nivcsw;
+    return u;
+  }
 };
 
 template <typename Add, typename Timed>
@@ -96,15 +126,23 @@ Timings drive(const Regime& regime, Add add, Timed timed, std::uint64_t* overloa
   Timings t;
   t.service_ns.reserve(kTimedAdds);
   t.response_ns.reserve(kTimedAdds);
+  t.cpu_ns.reserve(kTimedAdds);
+  t.faults.reserve(kTimedAdds);
+  t.switches.reserve(kTimedAdds);
   std::vector<memfuse::NewRound> rounds;
   rounds.reserve(kTimedAdds);
   for (std::uint64_t i = 0; i < kTimedAdds; ++i) rounds.push_back(seed_round(i));
   memfuse::bench::paced(kTimedAdds, kTimedInterval, [&](std::uint64_t i, auto due) {
+    const ThreadUsage u0 = ThreadUsage::now();
     const auto t0 = std::chrono::steady_clock::now();
     const bool refused = timed(std::move(rounds[i]));
     const auto t1 = std::chrono::steady_clock::now();
+    const ThreadUsage u1 = ThreadUsage::now();
     t.service_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
     t.response_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - due).count());
+    t.cpu_ns.push_back(u1.cpu_ns - u0.cpu_ns);
+    t.faults.push_back(u1.faults - u0.faults);
+    t.switches.push_back(u1.switches - u0.switches);
     if (refused) ++*overloaded;
   });
   stop.store(true);
@@ -124,6 +162,27 @@ void report(benchmark::State& state, const Regime& regime, const Timings& t,
   state.counters["response_p99_us"] = r.p99_us;
   state.counters["response_p999_us"] = r.p999_us;
   state.counters["overloaded"] = static_cast<double>(overloaded);
+  // Why calls missed the goal (see the header).
+  constexpr std::int64_t kGoalNs = 10'000;
+  std::uint64_t over = 0, faulted = 0, switched = 0, on_cpu = 0;
+  for (std::size_t i = 0; i < t.service_ns.size(); ++i) {
+    if (t.service_ns[i] <= kGoalNs) continue;
+    ++over;
+    if (t.faults[i] > 0) {
+      ++faulted;
+    } else if (t.switches[i] > 0) {
+      ++switched;
+    } else if (10 * t.cpu_ns[i] >= 9 * t.service_ns[i]) {
+      ++on_cpu;
+    }
+  }
+  const double calls = static_cast<double>(std::max<std::size_t>(t.service_ns.size(), 1));
+  auto pct = [&](std::uint64_t n) { return 100.0 * static_cast<double>(n) / calls; };
+  state.counters["over_10us_pct"] = pct(over);
+  state.counters["faulted_pct"] = pct(faulted);
+  state.counters["switched_pct"] = pct(switched);
+  state.counters["on_cpu_pct"] = pct(on_cpu);
+  state.counters["other_pct"] = pct(over - faulted - switched - on_cpu);
   state.counters["timed_adds"] = static_cast<double>(t.service_ns.size());
   state.SetLabel(regime.name);
 }
