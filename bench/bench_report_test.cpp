@@ -183,7 +183,8 @@ TEST(BenchReport, ABenchmarkThatDidNotRunIsMissingAndFails) {
   FakeRuns failed;
   failed.run("memory_bench", "BM_MemoryPerBufferedRound/iterations:1",
              {{"held_over_payload", 1.0}, {"error_occurred", true}});
-  const Row& lost = row(failed.rows(), "memory held per buffered round / payload (384-dim vectors)");
+  const auto failed_rows = failed.rows();
+  const Row& lost = row(failed_rows, "memory held per buffered round / payload (384-dim vectors)");
   EXPECT_FALSE(lost.value.has_value());
   EXPECT_FALSE(lost.met);
   EXPECT_NE(to_markdown({lost}).find("| missing |"), std::string::npos);
