@@ -84,7 +84,7 @@ struct Figures {
 void write_all(FakeRuns& runs, const Figures& f) {
   for (int i = 0; i < 4; ++i) {
     runs.run("add_latency_bench", fmt::format("BM_AddLatencyProduction/{}/iterations:1/real_time", i),
-             {{"p99_us", f.add_p99}, {"response_p99_us", 100.0}, {"over_10us_pct", 0.5},
+             {{"p99_us", f.add_p99}, {"p50_us", 4.0}, {"response_p99_us", 100.0}, {"over_10us_pct", 0.5},
               {"faulted_pct", 0.1}, {"switched_pct", 0.1}, {"on_cpu_pct", 0.3}});
     runs.run("add_latency_bench", fmt::format("BM_AddLatencyLegacy/{}/iterations:1/real_time", i),
              {{"p99_us", f.add_p99 * f.legacy_factor}, {"response_p99_us", 100.0 * f.legacy_factor}});
@@ -130,6 +130,12 @@ TEST(BenchReport, EveryGoalIsMetAtItsLimit) {
   EXPECT_DOUBLE_EQ(*flushing.value, 10);
   EXPECT_DOUBLE_EQ(*flushing.baseline, 10'000);
   EXPECT_DOUBLE_EQ(*flushing.ratio, 1000);
+  // The 1000x goal as a bound on the call: legacy's 10 ms / 1000 = 10 us,
+  // against a median call of 4 us.
+  const Row& bound = row(rows, "the 1000x goal as a bound on the call p99 (legacy's p99 / 1000), flushing");
+  EXPECT_DOUBLE_EQ(*bound.value, 10);
+  EXPECT_DOUBLE_EQ(*bound.baseline, 4);
+  EXPECT_DOUBLE_EQ(*bound.ratio, 2.5);
 }
 
 TEST(BenchReport, EachGoalIsMissedJustPastItsLimit) {
