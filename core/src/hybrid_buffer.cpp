@@ -70,6 +70,8 @@ std::string HybridBufferStats::to_json() const {
       {"rejected_invalid", rejected_invalid},
       {"rejected_overloaded", rejected_overloaded},
       {"rejected_shutting_down", rejected_shutting_down},
+      {"prepared_runs_started", prepared_runs_started},
+      {"prepared_vectors_used", prepared_vectors_used},
       {"in_flight_rounds", in_flight_rounds},
       {"pending_rounds", pending_rounds},
       {"pending_bytes", pending_bytes},
@@ -106,11 +108,23 @@ void for_each_round(const std::vector<Round>& rounds, const std::vector<Embedded
 //
 // Rounds go into runs with room for a size-triggered batch, so that add()
 // does not grow a vector (a growth moves every round of the run under the
-// lock). The run after a cut is made ahead, outside the lock, by the call that
-// cut (a spare), so that the next add() does not allocate it. When the buffer
-// outgrows a run (the flush queue refused, or the size trigger is larger than
-// a run), a new run twice as large starts; a cut then joins the runs, which is
-// what every cut did before.
+// lock). The run after a cut is made ahead (a spare), so that the next add()
+// does not allocate it. When the buffer outgrows a run (the flush queue
+// refused, or the size trigger is larger than a run), another run starts (of
+// at least 1 024 rounds); a cut then joins the runs, which is what every cut
+// did before.
+//
+// A buffer that grows takes fresh memory, and the first touch of a fresh page
+// is a page fault: on a virtual machine, 5-30 us, in the add() that touched it
+// (the one-in-three add() that got a new page for its embedding, and the
+// add() that reached a new page of a run). So memory for growth is touched
+// ahead, off the callers' threads: the first run at create(), and each further
+// run (its arrays and a vector per expected chunk) by a job on the runtime's
+// executor (prepared runs): spares, asked for by the add() that cuts, right
+// after it woke that executor for the flush; and growth runs, asked for when
+// the current run is half full and will fill before a cut. add() copies its
+// embedding into a prepared vector and frees its own, which the next add()
+// then reuses.
 //
 // Chunks keep their ids and vectors but no text: a chunk's text is derived
 // from its round (chunk_round), and holding it twice cost a third of the
@@ -121,6 +135,9 @@ class Buffered {
     std::vector<Round> rounds;              // by seq
     std::vector<EmbeddedChunk> chunks;      // grouped by round, in round order; chunk.text empty
     std::vector<std::size_t> chunk_counts;  // per round
+    // A prepared run's embedding vectors, touched, to be filled by add()
+    // (moved to the buffer's stock when the run starts).
+    std::vector<std::vector<float>> vectors;
   };
   struct RunSize {
     std::size_t rounds = 0;
@@ -135,6 +152,22 @@ class Buffered {
     return run;
   }
 
+  // A run whose arrays, and `dimension` floats per expected chunk, are
+  // touched now (see above): default-constructed elements written over every
+  // page, then destroyed; the capacity stays.
+  [[nodiscard]] static Run make_prepared_run(RunSize size, std::size_t dimension) {
+    Run run;
+    run.rounds.resize(size.rounds);
+    run.rounds.clear();
+    run.chunk_counts.resize(size.rounds);
+    run.chunk_counts.clear();
+    run.chunks.resize(size.chunks);
+    run.chunks.clear();
+    run.vectors.reserve(size.chunks);
+    for (std::size_t i = 0; i < size.chunks; ++i) run.vectors.emplace_back(dimension, 0.0f);
+    return run;
+  }
+
   explicit Buffered(std::size_t run_rounds) : run_rounds_(std::max<std::size_t>(run_rounds, 1)) {}
 
   [[nodiscard]] bool empty() const noexcept { return rounds_ == 0; }
@@ -143,16 +176,32 @@ class Buffered {
   [[nodiscard]] std::size_t bytes() const noexcept { return bytes_; }
 
   // REQUIRES: `round` comes after every buffered round in seq order.
-  void append(Round round, std::vector<EmbeddedChunk>& round_chunks, std::size_t round_bytes) {
+  // Each chunk's vector moves into prepared memory while there is some: the
+  // vector it came in is handed back in round_chunks, for the caller to free
+  // after the lock. Returns how many did.
+  std::size_t append(Round round, std::vector<EmbeddedChunk>& round_chunks, std::size_t round_bytes) {
     if (runs_.empty() || runs_.back().rounds.size() == runs_.back().rounds.capacity()) start_run();
     Run& run = runs_.back();
     run.chunk_counts.push_back(round_chunks.size());
+    const std::size_t first = run.chunks.size();
     run.chunks.insert(run.chunks.end(), std::make_move_iterator(round_chunks.begin()),
                       std::make_move_iterator(round_chunks.end()));
+    std::size_t stocked = 0;
+    for (std::size_t i = 0; i < round_chunks.size() && !stock_.empty(); ++i) {
+      std::vector<float>& held = run.chunks[first + i].vector;
+      std::vector<float>& prepared = stock_.back();
+      if (prepared.size() != held.size()) break;  // another dimension: keep the vector as it is
+      std::copy(held.begin(), held.end(), prepared.begin());
+      held.swap(prepared);
+      round_chunks[i].vector = std::move(prepared);  // moved-from above: the caller frees it
+      stock_.pop_back();
+      ++stocked;
+    }
     run.rounds.push_back(std::move(round));
     ++rounds_;
     chunks_ += round_chunks.size();
     bytes_ += round_bytes;
+    return stocked;
   }
 
   // Calls f(round, its first chunk, its chunk count) for every round, by seq.
@@ -182,14 +231,38 @@ class Buffered {
     return out;
   }
 
-  // The size of the spare run to make outside the lock, if one is wanted.
-  [[nodiscard]] std::optional<RunSize> spare_wanted() const {
-    if (spare_) return std::nullopt;
+  // The size of a spare run to prepare, if one is wanted: the runs that
+  // follow cuts, kept two ahead, so that the one asked for at a cut is ready
+  // by the next cut (the add() after this cut takes the other).
+  [[nodiscard]] std::optional<RunSize> spare_wanted() {
+    if (spares_.size() + spares_asked_ >= kSpares) return std::nullopt;
+    ++spares_asked_;
     return first_run_size();
   }
-  void give_spare(Run run) {
-    if (!spare_) spare_ = std::move(run);
+  // A run asked for by spare_wanted() (asked), or made at create().
+  void give_spare(Run run, bool asked) {
+    if (asked && spares_asked_ > 0) --spares_asked_;
+    if (spares_.size() < kSpares) spares_.push_back(std::move(run));
   }
+
+  // The size of a prepared run to ask for, if one is wanted now: the current
+  // run is half full and will fill before a cut (the size trigger is further
+  // away than its room, or blocked), and none is ready or asked for.
+  [[nodiscard]] std::optional<RunSize> next_wanted(std::size_t max_size, bool size_trigger_blocked) {
+    if (next_ || next_asked_ || runs_.empty()) return std::nullopt;
+    const Run& run = runs_.back();
+    const std::size_t room = run.rounds.capacity() - run.rounds.size();
+    if (2 * run.rounds.size() < run.rounds.capacity()) return std::nullopt;
+    if (!size_trigger_blocked && rounds_ + room >= max_size) return std::nullopt;
+    next_asked_ = true;
+    return growth_run_size();
+  }
+  void give_next(Run run) {
+    next_asked_ = false;
+    if (!next_) next_ = std::move(run);
+  }
+  [[nodiscard]] RunSize run_size() const { return first_run_size(); }
+  [[nodiscard]] std::uint64_t prepared_runs_started() const noexcept { return prepared_started_; }
 
   // REQUIRES: empty(). Makes `run` (of `bytes` payload bytes) the buffer.
   void assign(Run run, std::size_t bytes) {
@@ -201,28 +274,52 @@ class Buffered {
   }
 
  private:
-  static constexpr std::size_t kMaxRunRounds = 65'536;
-
   [[nodiscard]] RunSize first_run_size() const { return {run_rounds_, run_rounds_ * chunks_per_round_}; }
+  // Runs after the first, when the buffer grows past it: at least 1 024
+  // rounds, so that a small size trigger does not ask for a run (a wake-up of
+  // the executor's thread) every few add()s.
+  [[nodiscard]] RunSize growth_run_size() const {
+    const std::size_t rounds = std::max(run_rounds_, kGrowthRunRounds);
+    return {rounds, rounds * chunks_per_round_};
+  }
+  static constexpr std::size_t kGrowthRunRounds = 1'024;
+  [[nodiscard]] RunSize inline_growth_run_size() const {
+    return {kInlineGrowthRunRounds, kInlineGrowthRunRounds * chunks_per_round_};
+  }
+  static constexpr std::size_t kInlineGrowthRunRounds = 64;
 
   void start_run() {
-    if (runs_.empty() && spare_) {
-      runs_.push_back(std::move(*spare_));
-      spare_.reset();
+    Run run;
+    if (runs_.empty() && !spares_.empty()) {
+      run = std::move(spares_.back());
+      spares_.pop_back();
+    } else if (next_) {
+      run = std::move(*next_);
+      next_.reset();
+    } else {
+      // None prepared: allocated here. A growth run made here is short, so
+      // that the prepared one asked for meanwhile (next_wanted) takes over soon.
+      runs_.push_back(make_run(runs_.empty() ? first_run_size() : inline_growth_run_size()));
       return;
     }
-    RunSize size = first_run_size();
-    if (!runs_.empty()) {
-      size.rounds = std::min(2 * runs_.back().rounds.capacity(), kMaxRunRounds);
-      size.chunks = size.rounds * chunks_per_round_;
-    }
-    runs_.push_back(make_run(size));
+    ++prepared_started_;
+    // The prepared vectors join the stock (what a cut left of it stays there).
+    stock_.insert(stock_.end(), std::make_move_iterator(run.vectors.begin()),
+                  std::make_move_iterator(run.vectors.end()));
+    run.vectors.clear();
+    runs_.push_back(std::move(run));
   }
 
   std::size_t run_rounds_;
   std::size_t chunks_per_round_ = 1;  // of the last cut: sizes the next runs' chunk vectors
   std::vector<Run> runs_;
-  std::optional<Run> spare_;
+  static constexpr std::size_t kSpares = 2;
+  std::vector<Run> spares_;                 // prepared, for after a cut
+  std::size_t spares_asked_ = 0;
+  std::optional<Run> next_;                 // prepared, for growth
+  bool next_asked_ = false;
+  std::vector<std::vector<float>> stock_;   // prepared vectors not used yet
+  std::uint64_t prepared_started_ = 0;
   std::size_t rounds_ = 0, chunks_ = 0, bytes_ = 0;
 };
 
@@ -322,6 +419,24 @@ struct HybridBuffer::Impl : std::enable_shared_from_this<Impl> {
   // Runs `f` on the strand, later.
   void post(Callback f) {
     asio::post(strand, [self = shared_from_this(), f = std::move(f)]() mutable { f(); });
+  }
+
+  // Touches the memory of a run on the runtime's executor, off the caller's
+  // thread, and hands it to the buffer as a spare (for after a cut) or as
+  // the next run (for growth); see Buffered.
+  void prepare_run(Buffered::RunSize size, bool spare) {
+    const auto dimension = static_cast<std::size_t>(embedder.dimension());
+    asio::post(runtime.executor().get(), [w = weak_from_this(), size, dimension, spare] {
+      Buffered::Run run = Buffered::make_prepared_run(size, dimension);
+      auto self = w.lock();
+      if (!self) return;
+      std::lock_guard lock(self->mutex);
+      if (spare) {
+        self->buffer.give_spare(std::move(run), true);
+      } else {
+        self->buffer.give_next(std::move(run));
+      }
+    });
   }
 
   // REQUIRES: mutex held. Moves the whole buffer into a new in-flight batch:
@@ -767,6 +882,11 @@ Result<std::unique_ptr<HybridBuffer>> HybridBuffer::create(Runtime& runtime, Flu
   }
   auto impl = std::make_shared<Impl>(runtime, manager, rounds, vectors, embedder,
                                      std::move(options), std::move(logger));
+  // The first run's memory, touched here rather than by the first add()s
+  // (a run of at most 1 024 rounds; see Buffered).
+  impl->buffer.give_spare(Buffered::make_prepared_run(impl->buffer.run_size(),
+                                                      static_cast<std::size_t>(embedder.dimension())),
+                          false);
   impl->timer = runtime.make_timer(impl->strand_executor);
   impl->drain_timer = runtime.make_timer(impl->strand_executor);
   impl->post([impl = impl.get()] { impl->arm_timer(); });
@@ -824,6 +944,7 @@ Result<AddReceipt> HybridBuffer::add(NewRound input) {
 
   std::shared_ptr<Batch> batch;
   std::optional<Buffered::RunSize> spare;
+  std::optional<Buffered::RunSize> next;
   AddReceipt receipt;
   {
     std::lock_guard lock(m.mutex);
@@ -848,19 +969,20 @@ Result<AddReceipt> HybridBuffer::add(NewRound input) {
     m.pending_bytes += bytes;
     ++m.counters.total_rounds_received;
     m.counters.total_chunks_created += embedded.size();
-    m.buffer.append(std::move(round), embedded, bytes);
-    if (!m.size_trigger_blocked &&
-        m.buffer.size() >= static_cast<std::size_t>(m.options.buffer.max_size)) {
+    m.counters.prepared_vectors_used += m.buffer.append(std::move(round), embedded, bytes);
+    const auto max_size = static_cast<std::size_t>(m.options.buffer.max_size);
+    if (!m.size_trigger_blocked && m.buffer.size() >= max_size) {
       batch = m.cut(FlushTrigger::Size);
       spare = m.buffer.spare_wanted();
+    } else {
+      next = m.buffer.next_wanted(max_size, m.size_trigger_blocked);
     }
   }
   if (batch) m.submit(batch);
-  if (spare) {  // after the submit: the flush starts first
-    Buffered::Run run = Buffered::make_run(*spare);
-    std::lock_guard lock(m.mutex);
-    m.buffer.give_spare(std::move(run));
-  }
+  // After the submit: the flush starts first, and the executor's thread,
+  // woken for it, takes these too.
+  if (spare) m.prepare_run(*spare, true);
+  if (next) m.prepare_run(*next, false);
   return receipt;
 }
 
@@ -1089,6 +1211,7 @@ HybridBufferStats HybridBuffer::stats() const {
     s.pending_flush_tasks = m.in_flight.size();
     s.buffer_rounds = m.buffer.size();
     s.buffer_chunks = m.buffer.chunk_count();
+    s.prepared_runs_started = m.buffer.prepared_runs_started();
     s.in_flight_rounds = 0;
     for (const auto& [n, b] : m.in_flight) s.in_flight_rounds += b->rounds->size();
     s.pending_rounds = m.pending_rounds;

@@ -4,6 +4,7 @@
 #include "memfuse/hybrid_buffer.h"
 
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <limits>
 #include <string>
@@ -377,6 +378,66 @@ TEST(HybridBuffer, ABufferThatOutgrowsItsBatchSizeKeepsEveryRoundWithItsOwnChunk
     EXPECT_EQ(c.chunk.text, texts[c.chunk.index].text);
   }
   check_reads("stored");
+}
+
+// A buffer that grows past its first run takes memory touched ahead, off the
+// caller's thread (hybrid_buffer.cpp, Buffered): runs and a vector per chunk.
+// What a round holds must not change: every stored vector is the embedder's,
+// bit for bit, whether prepared memory held it or not.
+void ExpectEveryStoredVectorIsTheEmbeddersOwn(Harness& h, std::size_t rounds, std::size_t chunks) {
+  std::optional<Result<void>> durable;
+  h.buffer->flush([&](Result<void> r) { durable = r; });
+  h.run();
+  ASSERT_TRUE(durable && *durable);
+  EXPECT_EQ(h.rounds.rows().size(), rounds);
+  const auto stored = h.vectors.rows();
+  ASSERT_EQ(stored.size(), chunks);
+  for (const auto& [id, c] : stored) {
+    const auto want = h.hashing.embed(c.chunk.text);
+    ASSERT_TRUE(want);
+    ASSERT_EQ(c.vector.size(), want->size());
+    EXPECT_EQ(std::memcmp(c.vector.data(), want->data(), want->size() * sizeof(float)), 0)
+        << "chunk " << c.chunk.id.to_string() << " holds another vector";
+  }
+}
+
+TEST(HybridBuffer, AGrowingBufferPutsItsRoundsInMemoryPreparedAhead) {
+  // The size trigger (3 000) is past the first run (1 024 rounds): the buffer
+  // grows, and asks for each next run while the current one is half full.
+  // The executor runs between add()s, so every run after the first is ready
+  // in time, and every chunk's vector goes into prepared memory.
+  Harness h({.max_size = 3'000, .max_pending_rounds = 10'000, .max_pending_bytes = 64u << 20});
+  constexpr int kRounds = 2'500;
+  std::size_t chunks = 0;
+  for (int i = 0; i < kRounds; ++i) {
+    chunks += h.add(i % 2 == 0 ? "even" : "odd", numbered("round ", i)).chunks;
+    (void)h.rt.run_for(0s);
+  }
+  const auto s = h.buffer->stats();
+  EXPECT_EQ(s.buffer_rounds, static_cast<std::size_t>(kRounds));
+  EXPECT_EQ(s.prepared_runs_started, 3u);  // the first (made at create) and two of 1 024
+  EXPECT_EQ(s.prepared_vectors_used, chunks);
+  ExpectEveryStoredVectorIsTheEmbeddersOwn(h, kRounds, chunks);
+}
+
+TEST(HybridBuffer, AGrowingBufferWhoseExecutorDoesNotRunAllocatesItsRunsItself) {
+  // The same growth, with the executor not run between add()s: the runs
+  // asked for are not ready, so add() makes short runs itself, and only the
+  // first run's vectors are prepared ones. Nothing else changes.
+  Harness h({.max_size = 3'000, .max_pending_rounds = 10'000, .max_pending_bytes = 64u << 20});
+  constexpr int kRounds = 2'500;
+  std::size_t chunks = 0, first_run_chunks = 0;
+  for (int i = 0; i < kRounds; ++i) {
+    const auto n = h.add(i % 2 == 0 ? "even" : "odd", numbered("round ", i)).chunks;
+    chunks += n;
+    if (i < 1'024) first_run_chunks += n;
+  }
+  const auto s = h.buffer->stats();
+  EXPECT_EQ(s.prepared_runs_started, 1u);
+  // The first run was prepared for one chunk a round (no cut has measured
+  // more yet): at most that many vectors, and all of them while it lasted.
+  EXPECT_EQ(s.prepared_vectors_used, std::min<std::size_t>(first_run_chunks, 1'024));
+  ExpectEveryStoredVectorIsTheEmbeddersOwn(h, kRounds, chunks);
 }
 
 TEST(HybridBuffer, ManualFlushIsHighAndReportsWhenDurable) {

@@ -127,6 +127,11 @@ struct HybridBufferStats {
   std::uint64_t rejected_invalid = 0;       // add() -> InvalidArgument
   std::uint64_t rejected_overloaded = 0;    // add() -> Overloaded
   std::uint64_t rejected_shutting_down = 0; // add() -> ShuttingDown
+  // Memory for a growing buffer, touched ahead off the callers' threads (see
+  // hybrid_buffer.cpp, Buffered): runs of it started, and chunk vectors put
+  // in it by add().
+  std::uint64_t prepared_runs_started = 0;
+  std::uint64_t prepared_vectors_used = 0;
   std::size_t in_flight_rounds = 0;
   std::size_t pending_rounds = 0;           // buffered + in flight
   std::size_t pending_bytes = 0;            // payload bytes buffered + in flight
