@@ -80,6 +80,26 @@ std::string payload_text() {
   }
   std::string text = p.dump();
   if (*rc::gen::inRange(0, 4) == 0) text = R"({"text":"\u0041\n\"x\"","n":1})";  // escapes as others write them
+  if (*rc::gen::inRange(0, 3) == 0) {
+    // Flat, as the store writes it (its key order, not dump()'s), or near it:
+    // spaces, a key twice, numbers nlohmann reads otherwise than as they
+    // are written, strings with escapes or other than printable ASCII.
+    text = "{" + ws();
+    const int n = *rc::gen::inRange(0, 5);
+    for (int i = 0; i < n; ++i) {
+      if (i > 0) text += "," + ws();
+      text += "\"" + *rc::gen::element<std::string>("round_id", "session_id", "chunk_index", "text", "a", "",
+                                                            "a b", "a!", "a\\n", "a\\u0041", "\xc3\xa9") + "\"";
+      text += ws() + ":" + ws();
+      text += *rc::gen::element<std::string>(
+          "\"0189abcd-0000-7000-8000-000000000001\"", "\"s-1\"", "\"\"", "\"two words\"", "\"del\x7f\"",
+          "\"tab\\there\"", "\"caf\xc3\xa9\"", "\"line\\nbreak \\\"q\\\" back\\\\slash\"",
+          "\"\\u0041\"", "\"sl\\/ash\"", "\"bad\xff\"", "\"ctl\x01\"", "0", "7", "42", "007", "-3", "-0", "1.5", "2e3",
+          "123456789012345678", "1234567890123456789", "18446744073709551616", "true", "null", "[1]", "{}");
+      text += ws();
+    }
+    text += "}";
+  }
   return text;
 }
 

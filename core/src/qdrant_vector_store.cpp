@@ -11,7 +11,9 @@
 
 #include <boost/asio/post.hpp>
 
+#include "json_text.h"
 #include "memfuse/executor.h"
+#include "memfuse/validation.h"
 
 namespace memfuse {
 
@@ -138,8 +140,14 @@ namespace {
 // digits each). A float is written in its shortest form that reads back as
 // the same float (std::to_chars), which is what Qdrant stores; strings are
 // escaped by nlohmann, with invalid UTF-8 replaced.
+// Chunk texts and session ids are checked UTF-8 before they are buffered;
+// anything else still goes through nlohmann, which replaces bad bytes.
 void append_json_string(std::string& out, const std::string& s) {
-  out += json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+  if (is_valid_utf8(s)) {
+    detail::append_json_string(out, s);
+  } else {
+    out += json(s).dump(-1, ' ', false, json::error_handler_t::replace);
+  }
 }
 
 void append_point(std::string& out, const EmbeddedChunk& c) {

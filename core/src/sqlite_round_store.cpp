@@ -1,5 +1,7 @@
 #include "memfuse/sqlite_round_store.h"
 
+#include <algorithm>
+
 #include <sqlite3.h>
 
 #include <mutex>
@@ -10,47 +12,17 @@
 
 #include "memfuse/assert.h"
 #include "memfuse/validation.h"
+#include "json_text.h"
 #include "sqlite_common.h"
 
 namespace memfuse {
 namespace {
 
 using nlohmann::json;
+using detail::append_json_string;
 using detail::column_bytes;
 using detail::sqlite_error;
 using detail::Statement;
-
-// `text` as a JSON string, appended to `out`: byte for byte what nlohmann's
-// dump() writes for valid UTF-8 (", \ and the control characters escaped:
-// \b \f \n \r \t by name, the others as \u00xx; every other byte as is), without
-// a json value and a serializer per field (without them the durable-throughput
-// benchmark's production rate rose 10-12 % at one worker and one pool thread).
-void append_json_string(std::string& out, std::string_view text) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  out += '"';
-  std::size_t copied = 0;  // text[copied, i) is still to be appended as is
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c != '"' && c != '\\') continue;
-    out.append(text.data() + copied, i - copied);
-    copied = i + 1;
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default: {
-        const char escaped[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
-        out.append(escaped, sizeof escaped);
-      }
-    }
-  }
-  out.append(text.data() + copied, text.size() - copied);
-  out += '"';
-}
 
 // The same text nlohmann writes from a DOM ([{"content":...,"role":...}]),
 // without building one. Text that is not UTF-8 is refused (JSON cannot carry
@@ -307,9 +279,11 @@ Result<std::unique_ptr<SqliteRoundStore>> SqliteRoundStore::open(SqliteStoreOpti
   if (auto ok = detail::prepare_all(impl->read_db, {
       {&impl->select_one,
        "SELECT id, session_id, user_id, seq, created_at_ns, messages FROM rounds WHERE id = ?1"},
+      // Newest first, straight down the index; list() reverses the few rows
+      // (an outer ORDER BY seq ASC ran a sorter that copied every row).
       {&impl->select_session,
-       "SELECT * FROM (SELECT id, session_id, user_id, seq, created_at_ns, messages FROM rounds "
-       "WHERE session_id = ?1 ORDER BY seq DESC LIMIT ?2) ORDER BY seq ASC"},
+       "SELECT id, session_id, user_id, seq, created_at_ns, messages FROM rounds "
+       "WHERE session_id = ?1 ORDER BY seq DESC LIMIT ?2"},
       {&impl->count, "SELECT count(*) FROM rounds"},
       {&impl->max_seq, "SELECT coalesce(max(seq), 0) FROM rounds"},
       });
@@ -399,6 +373,7 @@ Result<std::vector<Round>> SqliteRoundStore::list(std::string_view session, std:
   }
   impl_->select_session.reset();
   if (rc != SQLITE_DONE) return Unexpected(sqlite_error(impl_->read_db, rc, "SELECT a session's rounds"));
+  std::reverse(out.begin(), out.end());  // oldest first
   return out;
 }
 

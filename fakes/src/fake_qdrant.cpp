@@ -15,6 +15,7 @@
 #include "memfuse/executor.h"
 #include "memfuse/fakes/qdrant_upsert_body.h"
 #include "memfuse/ids.h"
+#include "memfuse/validation.h"
 
 namespace memfuse::fakes {
 namespace {
@@ -305,6 +306,44 @@ class Scanner {
     if (r.ec != std::errc() || r.ptr != last) return std::nullopt;
     return static_cast<float>(v);
   }
+  // A string that nlohmann's dump() writes back byte for byte, with its
+  // quotes: escapes only as dump() writes them (\" \\ \b \f \n \r \t; no \u,
+  // no \/), no raw control character, valid UTF-8.
+  std::optional<std::string_view> canonical_string() {
+    ws();
+    const std::size_t start = i_;
+    if (i_ >= s_.size() || s_[i_] != '"') return std::nullopt;
+    for (++i_; i_ < s_.size(); ++i_) {
+      const auto c = static_cast<unsigned char>(s_[i_]);
+      if (c == '"') {
+        const std::string_view quoted = s_.substr(start, ++i_ - start);
+        if (is_valid_utf8(quoted)) return quoted;
+        break;
+      }
+      if (c < 0x20) break;
+      if (c == '\\') {
+        if (++i_ >= s_.size()) break;
+        const char e = s_[i_];
+        if (e != '"' && e != '\\' && e != 'b' && e != 'f' && e != 'n' && e != 'r' && e != 't') break;
+      }
+    }
+    i_ = start;
+    return std::nullopt;
+  }
+  // A non-negative integer of 1..18 digits without a leading zero (read and
+  // written back by nlohmann as the same digits), as text.
+  std::optional<std::string_view> plain_integer() {
+    ws();
+    const std::size_t start = i_;
+    while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') ++i_;
+    const std::size_t n = i_ - start;
+    const bool next_is_number = i_ < s_.size() && (s_[i_] == '.' || s_[i_] == 'e' || s_[i_] == 'E');
+    if (n == 0 || n > 18 || (n > 1 && s_[start] == '0') || next_is_number) {
+      i_ = start;
+      return std::nullopt;
+    }
+    return s_.substr(start, n);
+  }
   // An object, as text: from its '{' to its matching '}', strings skipped.
   std::optional<std::string_view> object_text() {
     ws();
@@ -336,6 +375,48 @@ class Scanner {
   std::size_t i_ = 0;
 };
 
+// A payload object's text as nlohmann's dump() writes it, for the shape the
+// store sends: a flat object of strings already written as dump() writes them
+// and small non-negative integers, keys once each. dump() sorts the keys (its
+// object is a std::map, ordered by the unescaped keys) and adds no spaces.
+// Anything else: nullopt (the caller parses and dumps).
+std::optional<std::string> canonical_flat_payload(std::string_view text) {
+  Scanner in(text);
+  if (!in.eat('{')) return std::nullopt;
+  std::vector<std::pair<std::string_view, std::string_view>> fields;  // key (unquoted), value as written
+  if (!in.eat('}')) {
+    do {
+      // Sorted by what is between the quotes, as dump() sorts: so no escape
+      // in a key (its order would be the unescaped text's).
+      const auto quoted_key = in.canonical_string();
+      if (!quoted_key || !in.eat(':')) return std::nullopt;
+      const std::string_view key = quoted_key->substr(1, quoted_key->size() - 2);
+      if (key.find('\\') != std::string_view::npos) return std::nullopt;
+      if (auto value = in.canonical_string()) {
+        fields.emplace_back(key, *value);
+      } else if (auto digits = in.plain_integer()) {
+        fields.emplace_back(key, *digits);
+      } else {
+        return std::nullopt;
+      }
+    } while (in.eat(','));
+    if (!in.eat('}')) return std::nullopt;
+  }
+  if (!in.at_end()) return std::nullopt;
+  std::sort(fields.begin(), fields.end());
+  std::string out = "{";
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (i > 0 && fields[i].first == fields[i - 1].first) return std::nullopt;  // a key given twice
+    if (i > 0) out += ',';
+    out += '"';
+    out += fields[i].first;
+    out += "\":";
+    out += fields[i].second;
+  }
+  out += '}';
+  return out;
+}
+
 std::optional<UpsertPoint> fast_point(Scanner& in) {
   if (!in.eat('{')) return std::nullopt;
   UpsertPoint p;
@@ -364,9 +445,13 @@ std::optional<UpsertPoint> fast_point(Scanner& in) {
     } else if (*key == "payload" && !have_payload) {
       const auto text = in.object_text();
       if (!text) return std::nullopt;
-      const json payload = json::parse(*text, nullptr, false);
-      if (payload.is_discarded() || !payload.is_object()) return std::nullopt;
-      p.payload_json = payload.dump();
+      if (auto canonical = canonical_flat_payload(*text)) {
+        p.payload_json = std::move(*canonical);
+      } else {
+        const json payload = json::parse(*text, nullptr, false);
+        if (payload.is_discarded() || !payload.is_object()) return std::nullopt;
+        p.payload_json = payload.dump();
+      }
       have_payload = true;
     } else {
       return std::nullopt;  // another key, or one given twice

@@ -171,6 +171,33 @@ TEST(FakeQdrant, ProductionUpsertBodiesTakeTheFastReader) {
   EXPECT_EQ(n, chunks.size());
 }
 
+// The fast reader writes a flat payload back as nlohmann's dump() would,
+// without parsing it: keys sorted by their unescaped text, no spaces.
+TEST(FakeQdrant, AFlatPayloadIsStoredAsNlohmannWritesIt) {
+  const std::string id = R"("0189abcd-0000-7000-8000-000000000001")";
+  const std::string payloads[] = {
+      R"({"text":"line\nbreak \"q\" back\\slash","round_id":"r","chunk_index":12,"session_id":"s"})",
+      R"({ "a b" : "x" , "a" : 1 , "a!" : "caf)" "\xc3\xa9" R"(" , "" : 0 })",
+      R"({"a b":"x","a\n":"key with an escape","a":"y"})",   // sorted unescaped: "a", "a\n", "a b"
+      R"({"n":007})",                                         // not JSON: refused by both readers
+      R"({"s":"\u0041","t":"sl\/ash","n":1.5,"m":-0,"k":"k","k":"twice"})",
+  };
+  for (const auto& payload : payloads) {
+    const std::string body = R"({"points":[{"id":)" + id + R"(,"vector":[0.5,1],"payload":)" + payload + "}]}";
+    const auto fast = read_upsert_body_fast(body);
+    const auto general = read_upsert_body_general(body, 2);
+    const auto* points = std::get_if<std::vector<UpsertPoint>>(&general);
+    if (points == nullptr) {
+      EXPECT_FALSE(fast.has_value()) << payload;
+      continue;
+    }
+    ASSERT_TRUE(fast.has_value()) << payload;
+    ASSERT_EQ(fast->size(), 1u);
+    EXPECT_EQ(fast->front().payload_json, points->front().payload_json) << payload;
+    EXPECT_EQ(fast->front().payload_json, json::parse(payload).dump()) << payload;
+  }
+}
+
 TEST(FakeQdrant, QueriesByCosineWithASessionFilter) {
   Harness h;
   h.create();
