@@ -72,6 +72,7 @@ std::string HybridBufferStats::to_json() const {
       {"rejected_shutting_down", rejected_shutting_down},
       {"prepared_runs_started", prepared_runs_started},
       {"prepared_vectors_used", prepared_vectors_used},
+      {"prepared_vectors_ready", prepared_vectors_ready},
       {"in_flight_rounds", in_flight_rounds},
       {"pending_rounds", pending_rounds},
       {"pending_bytes", pending_bytes},
@@ -178,9 +179,11 @@ class Buffered {
   // REQUIRES: `round` comes after every buffered round in seq order.
   // Each chunk's vector moves into prepared memory while there is some: the
   // vector it came in is handed back in round_chunks, for the caller to free
-  // after the lock. Returns how many did.
-  std::size_t append(Round round, std::vector<EmbeddedChunk>& round_chunks, std::size_t round_bytes) {
-    if (runs_.empty() || runs_.back().rounds.size() == runs_.back().rounds.capacity()) start_run();
+  // after the lock, as are prepared vectors beyond what a run can use
+  // (`released`). Returns how many chunks went into prepared memory.
+  std::size_t append(Round round, std::vector<EmbeddedChunk>& round_chunks, std::size_t round_bytes,
+                     std::vector<std::vector<float>>& released) {
+    if (runs_.empty() || runs_.back().rounds.size() == runs_.back().rounds.capacity()) start_run(released);
     Run& run = runs_.back();
     run.chunk_counts.push_back(round_chunks.size());
     const std::size_t first = run.chunks.size();
@@ -263,6 +266,7 @@ class Buffered {
   }
   [[nodiscard]] RunSize run_size() const { return first_run_size(); }
   [[nodiscard]] std::uint64_t prepared_runs_started() const noexcept { return prepared_started_; }
+  [[nodiscard]] std::size_t prepared_vectors_ready() const noexcept { return stock_.size(); }
 
   // REQUIRES: empty(). Makes `run` (of `bytes` payload bytes) the buffer.
   void assign(Run run, std::size_t bytes) {
@@ -288,7 +292,7 @@ class Buffered {
   }
   static constexpr std::size_t kInlineGrowthRunRounds = 64;
 
-  void start_run() {
+  void start_run(std::vector<std::vector<float>>& released) {
     Run run;
     if (runs_.empty() && !spares_.empty()) {
       run = std::move(spares_.back());
@@ -303,9 +307,17 @@ class Buffered {
       return;
     }
     ++prepared_started_;
-    // The prepared vectors join the stock (what a cut left of it stays there).
-    stock_.insert(stock_.end(), std::make_move_iterator(run.vectors.begin()),
-                  std::make_move_iterator(run.vectors.end()));
+    // The prepared vectors join the stock (what a cut left of it stays there),
+    // up to what this run's chunks can use: rounds with fewer chunks than the
+    // estimate leave some over at every cut, which must not pile up.
+    const std::size_t cap = run.chunks.capacity();
+    for (auto& v : run.vectors) {
+      if (stock_.size() < cap) {
+        stock_.push_back(std::move(v));
+      } else {
+        released.push_back(std::move(v));
+      }
+    }
     run.vectors.clear();
     runs_.push_back(std::move(run));
   }
@@ -942,6 +954,7 @@ Result<AddReceipt> HybridBuffer::add(NewRound input) {
     embedded.push_back(EmbeddedChunk{std::move(c), std::move(*v)});
   }
 
+  std::vector<std::vector<float>> released;  // prepared vectors let go: freed after the lock
   std::shared_ptr<Batch> batch;
   std::optional<Buffered::RunSize> spare;
   std::optional<Buffered::RunSize> next;
@@ -969,7 +982,7 @@ Result<AddReceipt> HybridBuffer::add(NewRound input) {
     m.pending_bytes += bytes;
     ++m.counters.total_rounds_received;
     m.counters.total_chunks_created += embedded.size();
-    m.counters.prepared_vectors_used += m.buffer.append(std::move(round), embedded, bytes);
+    m.counters.prepared_vectors_used += m.buffer.append(std::move(round), embedded, bytes, released);
     const auto max_size = static_cast<std::size_t>(m.options.buffer.max_size);
     if (!m.size_trigger_blocked && m.buffer.size() >= max_size) {
       batch = m.cut(FlushTrigger::Size);
@@ -1212,6 +1225,7 @@ HybridBufferStats HybridBuffer::stats() const {
     s.buffer_rounds = m.buffer.size();
     s.buffer_chunks = m.buffer.chunk_count();
     s.prepared_runs_started = m.buffer.prepared_runs_started();
+    s.prepared_vectors_ready = m.buffer.prepared_vectors_ready();
     s.in_flight_rounds = 0;
     for (const auto& [n, b] : m.in_flight) s.in_flight_rounds += b->rounds->size();
     s.pending_rounds = m.pending_rounds;

@@ -440,6 +440,27 @@ TEST(HybridBuffer, AGrowingBufferWhoseExecutorDoesNotRunAllocatesItsRunsItself) 
   ExpectEveryStoredVectorIsTheEmbeddersOwn(h, kRounds, chunks);
 }
 
+TEST(HybridBuffer, PreparedVectorsDoNotPileUpWhenRoundsHaveFewerChunksThanExpected) {
+  // Spares are prepared with ceil(chunks per round of the last cut) vectors
+  // a round. Rounds of 1, 1, 1 and 4 chunks (1.75 a round) leave a few over
+  // at every cut; after 100 cuts the stock must still be what one run can use.
+  Harness h({.max_size = 8});
+  std::size_t chunks = 0;
+  for (int i = 0; i < 800; ++i) {
+    std::string text = numbered("r", i);
+    if (i % 4 == 3) text.append(std::string(100, 'x'));
+    chunks += h.add("s", text).chunks;
+    (void)h.rt.run_for(10ms);
+  }
+  ASSERT_EQ(chunks, 1'400u) << "the rounds were meant to have 1, 1, 1 and 4 chunks";
+  const auto s = h.buffer->stats();
+  EXPECT_GE(s.total_flushes, 99u);
+  EXPECT_GT(s.prepared_vectors_used, 1'000u);
+  EXPECT_LE(s.prepared_vectors_ready, 16u);  // a run of 8 rounds, 2 chunks a round
+  h.run();
+  EXPECT_EQ(h.vectors.rows().size(), chunks);
+}
+
 TEST(HybridBuffer, ManualFlushIsHighAndReportsWhenDurable) {
   Harness h({.max_size = 100});
   h.rounds.set_script({{}, 3s});

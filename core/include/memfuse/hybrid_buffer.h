@@ -132,6 +132,7 @@ struct HybridBufferStats {
   // in it by add().
   std::uint64_t prepared_runs_started = 0;
   std::uint64_t prepared_vectors_used = 0;
+  std::size_t prepared_vectors_ready = 0;   // touched, waiting for a chunk now
   std::size_t in_flight_rounds = 0;
   std::size_t pending_rounds = 0;           // buffered + in flight
   std::size_t pending_bytes = 0;            // payload bytes buffered + in flight
