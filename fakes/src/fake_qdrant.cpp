@@ -265,46 +265,70 @@ class Scanner {
     return std::nullopt;
   }
   // A JSON number, converted as nlohmann converts it: an integer (up to 15
-  // digits here) through its integer type, anything else through a double.
+  // characters here) through its integer type, anything else through a
+  // double. An integer's digits are summed as they are scanned (exact: 15
+  // digits are below 2^53); most elements of a sparse embedding are "0".
   std::optional<float> number() {
     ws();
     const std::size_t start = i_;
-    auto digits = [&] {
+    std::int64_t whole = 0;  // the integer part's value, while it has at most 15 digits
+    auto digits = [&](bool sum) {
       const std::size_t from = i_;
-      while (i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9') ++i_;
+      for (; i_ < s_.size() && s_[i_] >= '0' && s_[i_] <= '9'; ++i_) {
+        if (sum && i_ - from < 15) whole = whole * 10 + (s_[i_] - '0');
+      }
       return i_ - from;
     };
-    if (i_ < s_.size() && s_[i_] == '-') ++i_;
+    const bool negative = i_ < s_.size() && s_[i_] == '-';
+    if (negative) ++i_;
     if (i_ < s_.size() && s_[i_] == '0') {
       ++i_;
-    } else if (digits() == 0) {
+    } else if (digits(true) == 0) {
       return std::nullopt;
     }
     bool integer = true;
     if (i_ < s_.size() && s_[i_] == '.') {
       ++i_;
       integer = false;
-      if (digits() == 0) return std::nullopt;
+      if (digits(false) == 0) return std::nullopt;
     }
     if (i_ < s_.size() && (s_[i_] == 'e' || s_[i_] == 'E')) {
       ++i_;
       integer = false;
       if (i_ < s_.size() && (s_[i_] == '+' || s_[i_] == '-')) ++i_;
-      if (digits() == 0) return std::nullopt;
+      if (digits(false) == 0) return std::nullopt;
     }
-    const char* first = s_.data() + start;
-    const char* last = s_.data() + i_;
     if (integer) {
       if (i_ - start > 15) return std::nullopt;
-      long long v = 0;
-      const auto r = std::from_chars(first, last, v);
-      if (r.ec != std::errc() || r.ptr != last) return std::nullopt;
-      return static_cast<float>(v);
+      return static_cast<float>(negative ? -whole : whole);
     }
     double v = 0;
-    const auto r = std::from_chars(first, last, v);
+    const char* last = s_.data() + i_;
+    const auto r = std::from_chars(s_.data() + start, last, v);
     if (r.ec != std::errc() || r.ptr != last) return std::nullopt;
     return static_cast<float>(v);
+  }
+  // The numbers of an array whose '[' was just eaten, through its ']',
+  // appended to `out` (a vector is most of a body: one pass, no call per
+  // separator).
+  bool number_array(std::vector<float>& out) {
+    if (eat(']')) return true;
+    for (;;) {
+      // "0", the commonest element of a sparse embedding, as number() reads it.
+      if (i_ + 1 < s_.size() && s_[i_] == '0' && (s_[i_ + 1] == ',' || s_[i_ + 1] == ']')) {
+        ++i_;
+        out.push_back(0.0f);
+      } else {
+        const auto x = number();
+        if (!x) return false;
+        out.push_back(*x);
+      }
+      if (i_ < s_.size() && s_[i_] == ',') {  // the plain shape: no space before the comma
+        ++i_;
+      } else if (!eat(',')) {
+        return eat(']');
+      }
+    }
   }
   // A string that nlohmann's dump() writes back byte for byte, with its
   // quotes: escapes only as dump() writes them (\" \\ \b \f \n \r \t; no \u,
@@ -417,7 +441,7 @@ std::optional<std::string> canonical_flat_payload(std::string_view text) {
   return out;
 }
 
-std::optional<UpsertPoint> fast_point(Scanner& in) {
+std::optional<UpsertPoint> fast_point(Scanner& in, std::size_t expected_dimension) {
   if (!in.eat('{')) return std::nullopt;
   UpsertPoint p;
   bool have_id = false, have_vector = false, have_payload = false;
@@ -432,15 +456,8 @@ std::optional<UpsertPoint> fast_point(Scanner& in) {
       p.id = id->to_string();
       have_id = true;
     } else if (*key == "vector" && !have_vector) {
-      if (!in.eat('[')) return std::nullopt;
-      if (!in.eat(']')) {
-        do {
-          const auto x = in.number();
-          if (!x) return std::nullopt;
-          p.vector.push_back(*x);
-        } while (in.eat(','));
-        if (!in.eat(']')) return std::nullopt;
-      }
+      p.vector.reserve(expected_dimension);
+      if (!in.eat('[') || !in.number_array(p.vector)) return std::nullopt;
       have_vector = true;
     } else if (*key == "payload" && !have_payload) {
       const auto text = in.object_text();
@@ -464,7 +481,8 @@ std::optional<UpsertPoint> fast_point(Scanner& in) {
 
 }  // namespace
 
-std::optional<std::vector<UpsertPoint>> read_upsert_body_fast(std::string_view body) {
+std::optional<std::vector<UpsertPoint>> read_upsert_body_fast(std::string_view body,
+                                                              std::size_t expected_dimension) {
   Scanner in(body);
   if (!in.eat('{')) return std::nullopt;
   const auto key = in.plain_string();
@@ -472,7 +490,7 @@ std::optional<std::vector<UpsertPoint>> read_upsert_body_fast(std::string_view b
   std::vector<UpsertPoint> points;
   if (!in.eat(']')) {
     do {
-      auto p = fast_point(in);
+      auto p = fast_point(in, expected_dimension);
       if (!p) return std::nullopt;
       points.push_back(std::move(*p));
     } while (in.eat(','));
@@ -517,7 +535,7 @@ UpsertRead read_upsert_body_general(std::string_view body, std::size_t dimension
 }
 
 UpsertRead read_upsert_body(std::string_view body, std::size_t dimension) {
-  if (auto points = read_upsert_body_fast(body)) {
+  if (auto points = read_upsert_body_fast(body, dimension)) {
     for (const auto& p : *points) {
       if (p.vector.size() != dimension) return dimension_error(dimension, p.vector.size());
     }

@@ -34,6 +34,8 @@ using UpsertRead = std::variant<std::vector<UpsertPoint>, std::string>;
 [[nodiscard]] UpsertRead read_upsert_body(std::string_view body, std::size_t dimension);
 [[nodiscard]] UpsertRead read_upsert_body_general(std::string_view body, std::size_t dimension);
 // No dimension check: read_upsert_body applies it to what this returns.
-[[nodiscard]] std::optional<std::vector<UpsertPoint>> read_upsert_body_fast(std::string_view body);
+// `expected_dimension` only sizes each vector's memory ahead (0: none).
+[[nodiscard]] std::optional<std::vector<UpsertPoint>> read_upsert_body_fast(std::string_view body,
+                                                                          std::size_t expected_dimension = 0);
 
 }  // namespace memfuse::fakes
