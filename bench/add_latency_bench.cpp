@@ -16,11 +16,14 @@
 //               of the time (the counter queue_full shows it).
 // BM_AddLatencyFloor/<regime>/0 is the control: the same pipeline, load and
 // stalls, but the timed thread runs a fixed piece of arithmetic as long as a
-// median add() (no allocation, no lock, no system call) instead of add().
-// Its tail is what the host alone adds to a call of that length in that
-// regime: interrupts, the hypervisor, caches shared with the flushing
-// threads. BM_AddLatencyFloor/0/1 (idle) also keeps, per call, as much new
-// memory as a buffered round holds: the page faults of a growing heap.
+// median add() (no allocation, no lock, no system call) in the timed span,
+// and makes its add() right after, untimed: the same rounds flow, the same
+// batches are cut by the same threads and flushed, so the flushing threads
+// do the same work as in the add() run. Its tail is what the host alone adds
+// to a call of that length in that regime: interrupts, the hypervisor, caches
+// shared with the flushing threads. BM_AddLatencyFloor/0/1 (idle) keeps, per
+// call, as much new memory as a buffered round holds instead of adding it:
+// the page faults of a growing heap.
 // Counters: p50_us, p99_us, p999_us, max_us: the add() call (service time);
 // response_p50_us, response_p99_us, response_p999_us: from when the call was
 // due to its return, so a call held up behind a blocked one counts its wait
@@ -110,8 +113,10 @@ struct ThreadUsage {
   }
 };
 
-template <typename Add, typename Timed>
-Timings drive(const Regime& regime, Add add, Timed timed, std::uint64_t* overloaded) {
+// `timed` gets each round of the timed client inside the timed span and
+// `untimed` right after it, outside (the control's add()).
+template <typename Add, typename Timed, typename Untimed>
+Timings drive(const Regime& regime, Add add, Timed timed, Untimed untimed, std::uint64_t* overloaded) {
   std::atomic<bool> stop{false};
   std::thread load;
   if (regime.load) {
@@ -135,9 +140,10 @@ Timings drive(const Regime& regime, Add add, Timed timed, std::uint64_t* overloa
   memfuse::bench::paced(kTimedAdds, kTimedInterval, [&](std::uint64_t i, auto due) {
     const ThreadUsage u0 = ThreadUsage::now();
     const auto t0 = std::chrono::steady_clock::now();
-    const bool refused = timed(std::move(rounds[i]));
+    const bool refused = timed(rounds[i]);
     const auto t1 = std::chrono::steady_clock::now();
     const ThreadUsage u1 = ThreadUsage::now();
+    untimed(rounds[i]);
     t.service_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
     t.response_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - due).count());
     t.cpu_ns.push_back(u1.cpu_ns - u0.cpu_ns);
@@ -259,16 +265,23 @@ void run_production(benchmark::State& state, const Regime& regime, std::optional
       std::vector<std::unique_ptr<char[]>> kept;
       if (control) {
         kept.reserve(kTimedAdds);
-        ns = drive(regime, add, [&](memfuse::NewRound) {
-          benchmark::DoNotOptimize(arithmetic(control->rounds));
-          if (control->keep_bytes > 0) {  // new memory, written, kept: a growing buffer's pages
-            kept.push_back(std::make_unique_for_overwrite<char[]>(control->keep_bytes));
-            std::memset(kept.back().get(), 1, control->keep_bytes);
-          }
-          return false;
-        }, &overloaded);
+        ns = drive(
+            regime, add,
+            [&](memfuse::NewRound&) {
+              benchmark::DoNotOptimize(arithmetic(control->rounds));
+              if (control->keep_bytes > 0) {  // new memory, written, kept: a growing buffer's pages
+                kept.push_back(std::make_unique_for_overwrite<char[]>(control->keep_bytes));
+                std::memset(kept.back().get(), 1, control->keep_bytes);
+              }
+              return false;
+            },
+            [&](memfuse::NewRound& r) {
+              if (control->keep_bytes == 0) (void)add(std::move(r));
+            },
+            &overloaded);
       } else {
-        ns = drive(regime, add, add, &overloaded);
+        ns = drive(regime, add, [&](memfuse::NewRound& r) { return add(std::move(r)); },
+                   [](memfuse::NewRound&) {}, &overloaded);
       }
     }
     state.PauseTiming();
@@ -336,7 +349,8 @@ void BM_AddLatencyLegacy(benchmark::State& state) {
         if (!buffer.add(std::move(r))) ++failed;
         return false;
       };
-      ns = drive(regime, add, add, &overloaded);
+      ns = drive(regime, add, [&](memfuse::NewRound& r) { return add(std::move(r)); },
+                 [](memfuse::NewRound&) {}, &overloaded);
     }
     state.PauseTiming();
     if (!buffer.flush()) ++failed;

@@ -94,7 +94,8 @@ std::vector<Row> build_rows(const std::string& dir) {
       rows.push_back(r);
     }
   }
-  // The controls: the same regime, with 4 us of arithmetic in place of add().
+  // The controls: the same regime, with 4 us of arithmetic in place of add() in
+  // the timed span (the add() follows, untimed: the same flush load).
   // Their p99 is the host's share of a tail; the ratio is add()'s own.
   auto control_row = [&](std::string figure, int regime, int keeps_memory) {
     Row r;
