@@ -152,9 +152,10 @@ void append_json_string(std::string& out, const std::string& s) {
   }
 }
 
-// A float's shortest round-trip form is at most 15 characters ("-1.17549435e-38");
-// with its comma, 16. The bound has room to spare.
-constexpr std::size_t kMaxFloatText = 24;
+// A float's shortest round-trip form is at most 15 characters ("-1.17549435e-38":
+// 9 significant digits, the most a float needs, in scientific form; to_chars
+// writes the fixed form only when it is no longer); with its comma, 16.
+constexpr std::size_t kMaxFloatText = 16;
 
 // The elements of `v`, comma-separated, written in place at the end of `out`
 // (a string append per element, and its memcpy, cost as much as the
@@ -182,8 +183,7 @@ void append_floats(std::string& out, const std::vector<float>& v) {
 }
 
 void append_point(std::string& out, const EmbeddedChunk& c) {
-  out.reserve(out.size() + 160 + c.vector.size() * kMaxFloatText + c.chunk.text.size() +
-              c.chunk.session_id.size());
+  out.reserve(out.size() + 160 + c.vector.size() * 12 + c.chunk.text.size() + c.chunk.session_id.size());
   out += R"({"id":")";
   out += point_id_for(c.chunk.id).to_string();
   out += R"(","vector":[)";
