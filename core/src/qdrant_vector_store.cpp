@@ -168,8 +168,9 @@ void append_floats(std::string& out, const std::vector<float>& v) {
     for (std::size_t i = 0; i < v.size(); ++i) {
       if (i > 0) *w++ = ',';
       const float x = v[i];
-      if (x == 0.0f && std::signbit(x)) {
-        w = std::copy_n("-0.0", 4, w);  // "-0" would read back as the integer 0
+      if (x == 0.0f) {  // most elements of the hashing embedder's sparse vectors
+        w = std::signbit(x) ? std::copy_n("-0.0", 4, w)  // "-0" would read back as the integer 0
+                            : std::copy_n("0", 1, w);    // what to_chars writes for it
       } else if (std::isfinite(x)) {
         const auto written = std::to_chars(w, end, x);  // shortest round-trip form
         MEMFUSE_ASSERT(written.ec == std::errc());
