@@ -89,7 +89,7 @@ void write_all(FakeRuns& runs, const Figures& f) {
     runs.run("add_latency_bench", fmt::format("BM_AddLatencyLegacy/{}/iterations:1/real_time", i),
              {{"p99_us", f.add_p99 * f.legacy_factor}, {"response_p99_us", 100.0 * f.legacy_factor}});
     runs.run("add_latency_bench", fmt::format("BM_AddLatencyFloor/{}/0/iterations:1/real_time", i),
-             {{"p99_us", 4.0}, {"over_10us_pct", 0.25}});
+             {{"p99_us", 4.0}, {"over_10us_pct", 0.25}, {"response_p99_us", 80.0}});
   }
   runs.run("add_latency_bench", "BM_AddLatencyFloor/0/1/iterations:1/real_time", {{"p99_us", 6.0}});
   runs.run("add_latency_bench", "BM_WakeASleepingThread/iterations:1/real_time", {{"p99_us", 9.0}});
@@ -228,6 +228,17 @@ TEST(BenchReport, WhyCallsMissedTenMicrosecondsIsSetAgainstTheControl) {
   const std::string md = to_markdown({r});
   EXPECT_NE(md.find("| add() calls over 10 us, slow_store (0.10 % took a page fault,"), std::string::npos) << md;
   EXPECT_NE(md.find("| 0.50 % | control calls over 10 us: 0.25 % | 2 |"), std::string::npos) << md;
+}
+
+TEST(BenchReport, TheControlsResponseTimeIsSetAgainstAddsResponseTime) {
+  FakeRuns runs;
+  write_all(runs, {});
+  const auto rows = runs.rows();
+  const Row& r = row(rows, "control response p99 (the same control), full_queue");
+  EXPECT_DOUBLE_EQ(*r.value, 80.0);
+  EXPECT_EQ(r.baseline_name, "add() response p99, full_queue");
+  EXPECT_DOUBLE_EQ(*r.baseline, 100.0);
+  EXPECT_DOUBLE_EQ(*r.ratio, 1.25);
 }
 
 }  // namespace
