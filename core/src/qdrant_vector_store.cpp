@@ -173,7 +173,10 @@ void append_floats(std::string& out, const std::vector<float>& v) {
                             : std::copy_n("0", 1, w);    // what to_chars writes for it
       } else if (std::isfinite(x)) {
         const auto written = std::to_chars(w, end, x);  // shortest round-trip form
-        MEMFUSE_ASSERT(written.ec == std::errc());
+        // Checked in every build: past the bound, the body would carry unwritten bytes.
+        if (written.ec != std::errc()) [[unlikely]] {
+          detail::assertion_failed("a float's text fits kMaxFloatText", __FILE__, __LINE__, __func__);
+        }
         w = written.ptr;
       } else {
         w = std::copy_n("null", 4, w);  // as nlohmann writes it; embeddings are checked finite before they get here
