@@ -23,6 +23,7 @@
 #include <atomic>
 #include <cmath>
 #include <charconv>
+#include <cstring>
 #include <map>
 #include <unordered_map>
 #include <mutex>
@@ -117,6 +118,10 @@ bool valid_kind(std::string_view kind) {
 }
 
 std::size_t prio_index(Priority p) { return static_cast<std::size_t>(urgency_rank(p)); }
+
+// The longest TaskId: a 64-character kind and two numbers of up to 20
+// characters each (a negative millisecond count has its sign), with the dashes.
+constexpr std::size_t kMaxTaskIdSize = 64 + 1 + 20 + 1 + 20;
 
 // "<kind>-<ms>-<seq>" into `id`, without a format string: this is on every
 // submit, and a reused task's id keeps its buffer.
@@ -297,6 +302,10 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   // By seq. Iterated only where order cannot matter (admit_waiters picks by
   // (priority, seq); the drain report is sorted by seq first).
   std::unordered_map<std::uint64_t, std::unique_ptr<Task>> tasks_;
+  // Nodes of finished tasks, reinserted under the next tasks' keys: an
+  // emplace and an extract cost a node allocation and a free per task. There
+  // are never more of them than tasks_ held at its peak.
+  std::vector<decltype(tasks_)::node_type> spare_nodes_;
   std::vector<Key> heap_;                                 // Queued tasks
   std::vector<std::uint64_t> slot_task_;                  // per worker slot: task seq, 0 if free
   std::vector<TimePoint> slot_started_;
@@ -337,12 +346,18 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
 // between complete(), the timeout and cancellation: the first wins.
 class AttemptImpl final : public Attempt {
  public:
-  AttemptImpl(std::weak_ptr<FlushManager::Impl> owner, std::uint64_t seq, TaskId id, int number,
-              TimePoint deadline)
-      : owner_(std::move(owner)), seq_(seq), id_(std::move(id)), number_(number),
-        deadline_(deadline) {}
+  // The id is copied into the attempt, which may outlive the task (whose
+  // object, and id buffer, the manager reuses): in place, as a std::string
+  // copy of an id past 15 characters cost an allocation per attempt.
+  AttemptImpl(std::weak_ptr<FlushManager::Impl> owner, std::uint64_t seq, std::string_view id,
+              int number, TimePoint deadline)
+      : owner_(std::move(owner)), seq_(seq), id_size_(std::min(id.size(), id_.size())), number_(number),
+        deadline_(deadline) {
+    MEMFUSE_ASSERT(id.size() <= id_.size());
+    std::memcpy(id_.data(), id.data(), id_size_);
+  }
 
-  const TaskId& task_id() const noexcept override { return id_; }
+  std::string_view task_id() const noexcept override { return {id_.data(), id_size_}; }
   int number() const noexcept override { return number_; }
   TimePoint deadline() const noexcept override { return deadline_; }
 
@@ -401,7 +416,8 @@ class AttemptImpl final : public Attempt {
   enum State { Pending, Completed, Cancelled };
   std::weak_ptr<FlushManager::Impl> owner_;
   const std::uint64_t seq_;
-  const TaskId id_;
+  std::array<char, kMaxTaskIdSize> id_;
+  const std::size_t id_size_;
   const int number_;
   const TimePoint deadline_;
   mutable std::mutex mutex_;
@@ -567,7 +583,16 @@ void FlushManager::Impl::take_intake(TimePoint now, Actions& actions) {
       auto& owned = arrived_[i];
       Task& task = *owned;
       const std::uint64_t seq = task.seq;
-      const bool inserted = tasks_.emplace(seq, std::move(owned)).second;
+      bool inserted = false;
+      if (spare_nodes_.empty()) {
+        inserted = tasks_.emplace(seq, std::move(owned)).second;
+      } else {
+        auto node = std::move(spare_nodes_.back());
+        spare_nodes_.pop_back();
+        node.key() = seq;
+        node.mapped() = std::move(owned);
+        inserted = tasks_.insert(std::move(node)).inserted;
+      }
       MEMFUSE_ASSERT(inserted);
       if (task.state != State::WaitingAdmission) {
         enqueue(task);
@@ -856,6 +881,7 @@ void FlushManager::Impl::finish_task(Task& task, TaskStatus status, std::optiona
   }
   auto node = tasks_.extract(task.seq);
   release(std::move(node.mapped()), actions);  // `task` is gone from here on
+  spare_nodes_.push_back(std::move(node));
 }
 
 // REQUIRES: mutex_ held, on the strand; `task` has its final outcome. Gives

@@ -96,6 +96,35 @@ TEST(FlushManager, TaskIdIsKindMillisecondsSequence) {
   h.run();
 }
 
+// An attempt carries its task's id, and keeps it after the task has finished
+// and the manager has reused the task's object (and its id buffer) for a
+// later submission; the longest kind gives the longest id.
+TEST(FlushManager, AnAttemptKeepsItsTaskIdAfterTheTaskIsReused) {
+  Harness h(quiet_config(1));
+  std::vector<std::shared_ptr<Attempt>> held;
+  const auto submit = [&](std::string kind) {
+    TaskSpec spec;
+    spec.kind = std::move(kind);
+    spec.attempt = [&](std::shared_ptr<Attempt> a) {
+      held.push_back(a);
+      a->complete({});
+    };
+    return h.manager->submit(std::move(spec));
+  };
+  const std::string longest(64, 'k');
+  auto first = submit(longest);
+  ASSERT_TRUE(first);
+  h.run();
+  auto second = submit("short");  // fills the finished first task's object
+  ASSERT_TRUE(second);
+  h.run();
+  ASSERT_EQ(held.size(), 2u);
+  EXPECT_EQ(held[0]->task_id(), *first);
+  EXPECT_EQ(held[0]->task_id().size(), 64u + 1 + 13 + 1 + 1);
+  EXPECT_EQ(held[1]->task_id(), *second);
+  EXPECT_EQ(h.manager->stats().succeeded, 2u);
+}
+
 TEST(FlushManager, RunsByPriorityThenSubmissionOrder) {
   Harness h(quiet_config(1));
   ASSERT_TRUE(h.submit("blocker", Priority::Low, ok()));

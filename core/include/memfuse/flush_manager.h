@@ -47,6 +47,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "memfuse/config.h"
@@ -79,7 +80,8 @@ struct TaskOutcome {
 class Attempt {
  public:
   virtual ~Attempt() = default;
-  [[nodiscard]] virtual const TaskId& task_id() const noexcept = 0;
+  // The task's id, held by the attempt itself: valid while the attempt lives.
+  [[nodiscard]] virtual std::string_view task_id() const noexcept = 0;
   [[nodiscard]] virtual int number() const noexcept = 0;  // 1 for the first attempt
   [[nodiscard]] virtual TimePoint deadline() const noexcept = 0;
   // Reports the attempt's result. The first call decides; a call after the
