@@ -351,8 +351,8 @@ class AttemptImpl final : public Attempt {
   // copy of an id past 15 characters cost an allocation per attempt.
   AttemptImpl(std::weak_ptr<FlushManager::Impl> owner, std::uint64_t seq, std::string_view id,
               int number, TimePoint deadline)
-      : owner_(std::move(owner)), seq_(seq), id_size_(std::min(id.size(), id_.size())), number_(number),
-        deadline_(deadline) {
+      : owner_(std::move(owner)), seq_(seq), id_size_(std::min(id.size(), id_.size())),
+        number_(number), deadline_(deadline) {
     MEMFUSE_ASSERT(id.size() <= id_.size());
     std::memcpy(id_.data(), id.data(), id_size_);
   }
