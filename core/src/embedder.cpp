@@ -117,37 +117,71 @@ Result<std::vector<float>> HashingEmbedder::embed(std::string_view text) const {
     acc = heap_acc.data();
   }
   std::fill_n(acc, n, 0);
+  // A chunk's features touch a few hundred of the buckets: those are noted as
+  // they are counted, and only they are read back, instead of every bucket
+  // twice (squares, then quotients). Text with more features than fit here
+  // reads every bucket.
+  constexpr std::size_t kMaxTouched = 512;
+  std::array<std::uint32_t, kMaxTouched> touched;
+  std::size_t touched_count = 0;
   const auto dim = static_cast<std::uint64_t>(dimension_);
   const U128 m = (static_cast<U128>(mod_m_hi_) << 64) | mod_m_lo_;
-  auto add = [&](std::uint64_t h) { acc[fast_remainder(h, m, dim)] += (h >> 63) != 0 ? -1 : 1; };
+  auto add = [&](std::uint64_t h) {
+    const auto bucket = static_cast<std::uint32_t>(fast_remainder(h, m, dim));
+    acc[bucket] += (h >> 63) != 0 ? -1 : 1;
+    if (touched_count < kMaxTouched) touched[touched_count] = bucket;
+    ++touched_count;
+  };
   const std::size_t word_count = hash_words(text, add);
   if (word_count == 0) add(fnv1a(text, 0x84222325cbf29ce4ull));  // no words: hash the raw bytes
+  const bool sparse = touched_count <= kMaxTouched;
+
+  // The nonzero buckets, each once (a bucket is zeroed once read): their
+  // indices in touched[0, nonzero), their counts in count[].
+  std::array<std::int32_t, kMaxTouched> count;
+  std::size_t nonzero = 0;
   std::uint64_t sum_squares = 0;
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto x = static_cast<std::int64_t>(acc[i]);
-    sum_squares += static_cast<std::uint64_t>(x * x);
+  if (sparse) {
+    for (std::size_t i = 0; i < touched_count; ++i) {
+      const std::uint32_t bucket = touched[i];
+      const std::int32_t v = acc[bucket];
+      if (v == 0) continue;
+      acc[bucket] = 0;
+      touched[nonzero] = bucket;
+      count[nonzero] = v;
+      ++nonzero;
+      sum_squares += static_cast<std::uint64_t>(static_cast<std::int64_t>(v) * v);
+    }
+  } else {
+    for (std::size_t i = 0; i < n; ++i) {
+      const auto x = static_cast<std::int64_t>(acc[i]);
+      sum_squares += static_cast<std::uint64_t>(x * x);
+    }
   }
-  if (sum_squares == 0) {
-    // Every feature cancelled out (possible with signed hashing): fall back to
-    // the raw-bytes feature, which alone cannot cancel.
-    acc[fast_remainder(fnv1a(text, 0x84222325cbf29ce4ull), m, dim)] = 1;
-    sum_squares = 1;
-  }
+  // The features cannot all cancel out: there are 2w - 1 of them for w >= 1
+  // words (w words, w - 1 pairs), or the one raw-bytes feature, each +1 or -1,
+  // and an odd count of odd terms never sums to 0 in every bucket.
+  MEMFUSE_ASSERT(sum_squares > 0);
   const double norm = std::sqrt(static_cast<double>(sum_squares));
   // Each bucket is count / norm. The counts are few distinct small integers,
   // so the quotients of -8..8 are worked out once (the same division, so the
   // same float) instead of one division per bucket; larger counts (repeated
-  // words) are divided one by one.
+  // words) are divided one by one. Empty buckets are 0 / norm: +0.0f, which
+  // is what the vector starts as.
   constexpr std::int32_t kCached = 8;
   std::array<float, 2 * kCached + 1> quotient;
   for (std::int32_t v = -kCached; v <= kCached; ++v) {
     quotient[static_cast<std::size_t>(v + kCached)] = static_cast<float>(static_cast<double>(v) / norm);
   }
+  auto quotient_of = [&](std::int32_t v) {
+    return v >= -kCached && v <= kCached ? quotient[static_cast<std::size_t>(v + kCached)]
+                                         : static_cast<float>(static_cast<double>(v) / norm);
+  };
   std::vector<float> out(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::int32_t v = acc[i];
-    out[i] = v >= -kCached && v <= kCached ? quotient[static_cast<std::size_t>(v + kCached)]
-                                           : static_cast<float>(static_cast<double>(v) / norm);
+  if (sparse) {
+    for (std::size_t i = 0; i < nonzero; ++i) out[touched[i]] = quotient_of(count[i]);
+  } else {
+    for (std::size_t i = 0; i < n; ++i) out[i] = quotient_of(acc[i]);
   }
   return out;
 }
