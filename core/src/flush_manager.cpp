@@ -25,7 +25,6 @@
 #include <charconv>
 #include <cstring>
 #include <map>
-#include <unordered_map>
 #include <mutex>
 #include <utility>
 
@@ -160,6 +159,7 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
     bool last_was_timeout = false;
     std::shared_ptr<AttemptImpl> current;  // while Running
     std::size_t slot = 0;                  // while Running: its worker slot
+    std::size_t index = 0;                 // while the strand holds it: its place in table_
     std::unique_ptr<Timer> timer;          // backoff or admission wait
   };
 
@@ -217,9 +217,16 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
     post([](Impl& m) { m.pump(); });
   }
   void start_attempt(Task& task, std::size_t slot, TimePoint now, Actions& actions);
-  void finish_attempt(std::uint64_t seq, int number, Result<void> result, TimePoint now,
-                      Actions& actions);
-  void deliver_completion(std::uint64_t seq, int number, Result<void> result);
+  struct Completion;  // below, with the intake
+  void finish_attempt(const Completion& c, Result<void> result, TimePoint now, Actions& actions);
+  void deliver_completion(std::size_t index, std::uint64_t seq, int number, Result<void> result);
+  // The task the strand holds at `index`, if it is still the one numbered
+  // `seq`; null if that task has finished (its place may hold another now).
+  Task* held(std::size_t index, std::uint64_t seq) const noexcept {
+    if (index >= table_.size()) return nullptr;
+    Task* t = table_[index].get();
+    return t != nullptr && t->seq == seq ? t : nullptr;
+  }
   void take_intake(TimePoint now, Actions& actions);
   void release(std::unique_ptr<Task> task, Actions& actions);
   void on_deadline_timer(std::uint64_t generation);
@@ -227,8 +234,8 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
                      Actions& actions);
   void rearm_deadline_timer();
   void after_failure(Task& task, Error error, bool timeout, Actions& actions);
-  void on_backoff_done(std::uint64_t seq);
-  void on_admission_timeout(std::uint64_t seq);
+  void on_backoff_done(std::size_t index, std::uint64_t seq);
+  void on_admission_timeout(std::size_t index, std::uint64_t seq);
   void finish_task(Task& task, TaskStatus status, std::optional<Error> error, Actions& actions);
   void admit_waiters();
   void check_drained(bool all_finished, Actions& actions);
@@ -254,6 +261,7 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   // thread; one posted handler takes every result that has arrived, so a
   // burst of completions costs one wake-up, not one each.
   struct Completion {
+    std::size_t index;  // the task's place in table_ when the attempt began
     std::uint64_t seq;
     int number;
     Result<void> result;
@@ -307,15 +315,21 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   std::vector<Completion> strand_completions_;
 
   mutable detail::AdaptiveMutex mutex_;
-  // By seq. Iterated only where order cannot matter (admit_waiters picks by
-  // (priority, seq); the drain report is sorted by seq first).
-  std::unordered_map<std::uint64_t, std::unique_ptr<Task>> tasks_;
-  // Nodes of finished tasks, reinserted under the next tasks' keys: an
-  // emplace and an extract cost a node allocation and a free per task. There
-  // are never more of them than tasks_ held at its peak.
-  std::vector<decltype(tasks_)::node_type> spare_nodes_;
+  // The tasks the strand holds (taken from intake, not finished), each at
+  // the place it was given when taken: Task::index. A place is given again
+  // once its task finishes, most recently freed first, so the table is as
+  // long as the most tasks held at once and its busy end stays in cache.
+  // Results and timers name a task by (index, seq); held() checks that the
+  // place still holds that task, without touching a task the strand gave
+  // back (a submitter may be refilling it). Iterated only where order cannot
+  // matter (admit_waiters picks by (priority, seq); the drain report is
+  // sorted by seq first). A hash map by seq cost a cold node per lookup: a
+  // tenth of a no-op task's time on real threads.
+  std::vector<std::unique_ptr<Task>> table_;
+  std::vector<std::size_t> free_places_;
+  std::size_t held_count_ = 0;
   std::vector<Key> heap_;                                 // Queued tasks
-  std::vector<std::uint64_t> slot_task_;                  // per worker slot: task seq, 0 if free
+  std::vector<Task*> slot_task_;                          // per worker slot: its task, null if free
   std::vector<TimePoint> slot_started_;
   std::vector<TimePoint> slot_deadline_;
   std::size_t busy_slots_ = 0;
@@ -329,7 +343,7 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   // the timer was re-armed is still delivered (timers work so); its stale
   // generation tells the handler to ignore it.
   std::uint64_t deadline_generation_ = 0;
-  std::size_t waiting_ = 0;  // tasks in tasks_ in WaitingAdmission
+  std::size_t waiting_ = 0;  // tasks in table_ in WaitingAdmission
   std::size_t backing_off_ = 0;
   // A yield re-posts pump(); with several io threads the strand then moves
   // to another thread, which must be woken (perf stat: a context switch per
@@ -357,9 +371,10 @@ class AttemptImpl final : public Attempt {
   // The id is copied into the attempt, which may outlive the task (whose
   // object, and id buffer, the manager reuses): in place, as a std::string
   // copy of an id past 15 characters cost an allocation per attempt.
-  AttemptImpl(std::weak_ptr<FlushManager::Impl> owner, std::uint64_t seq, std::string_view id,
-              int number, TimePoint deadline)
-      : owner_(std::move(owner)), seq_(seq), id_size_(std::min(id.size(), id_.size())),
+  AttemptImpl(std::weak_ptr<FlushManager::Impl> owner, std::size_t index, std::uint64_t seq,
+              std::string_view id, int number, TimePoint deadline)
+      : owner_(std::move(owner)), index_(index), seq_(seq),
+        id_size_(std::min(id.size(), id_.size())),
         number_(number), deadline_(deadline) {
     MEMFUSE_ASSERT(id.size() <= id_.size());
     std::memcpy(id_.data(), id.data(), id_size_);
@@ -386,7 +401,7 @@ class AttemptImpl final : public Attempt {
       owner->post([](FlushManager::Impl& m) { m.on_late_completion(); });
       return;
     }
-    owner->deliver_completion(seq_, number_, std::move(result));
+    owner->deliver_completion(index_, seq_, number_, std::move(result));
   }
 
   void on_cancel(std::function<void()> fn) override {
@@ -423,6 +438,7 @@ class AttemptImpl final : public Attempt {
  private:
   enum State { Pending, Completed, Cancelled };
   std::weak_ptr<FlushManager::Impl> owner_;
+  const std::size_t index_;
   const std::uint64_t seq_;
   std::array<char, kMaxTaskIdSize> id_;
   const std::size_t id_size_;
@@ -439,7 +455,7 @@ FlushManager::Impl::Impl(Runtime& rt, FlushManagerConfig cfg, Logger log)
       log_(std::move(log)),
       strand_(asio::make_strand(rt.executor().get())),
       strand_executor_(asio::any_io_executor(strand_)),
-      slot_task_(static_cast<std::size_t>(config_.max_workers), 0),
+      slot_task_(static_cast<std::size_t>(config_.max_workers), nullptr),
       slot_started_(static_cast<std::size_t>(config_.max_workers)),
       slot_deadline_(static_cast<std::size_t>(config_.max_workers)) {
   deadline_timer_ = rt.make_timer(strand_executor_);
@@ -591,17 +607,16 @@ void FlushManager::Impl::take_intake(TimePoint now, Actions& actions) {
       auto& owned = arrived_[i];
       Task& task = *owned;
       const std::uint64_t seq = task.seq;
-      bool inserted = false;
-      if (spare_nodes_.empty()) {
-        inserted = tasks_.emplace(seq, std::move(owned)).second;
+      if (free_places_.empty()) {
+        task.index = table_.size();
+        table_.push_back(std::move(owned));
       } else {
-        auto node = std::move(spare_nodes_.back());
-        spare_nodes_.pop_back();
-        node.key() = seq;
-        node.mapped() = std::move(owned);
-        inserted = tasks_.insert(std::move(node)).inserted;
+        task.index = free_places_.back();
+        free_places_.pop_back();
+        MEMFUSE_ASSERT(table_[task.index] == nullptr);
+        table_[task.index] = std::move(owned);
       }
-      MEMFUSE_ASSERT(inserted);
+      ++held_count_;
       if (task.state != State::WaitingAdmission) {
         enqueue(task);
         continue;
@@ -610,16 +625,16 @@ void FlushManager::Impl::take_intake(TimePoint now, Actions& actions) {
       waiters = true;
       task.timer = runtime_.make_timer(strand_executor_);
       task.timer->async_wait_until(now + config_.queue_full_wait,
-                                   [w = weak_from_this(), seq](std::error_code ec) {
+                                   [w = weak_from_this(), index = task.index, seq](std::error_code ec) {
                                      if (auto self = w.lock(); self && !ec) {
-                                       self->on_admission_timeout(seq);
+                                       self->on_admission_timeout(index, seq);
                                      }
                                    });
     }
     arrived_.clear();
     if (waiters) admit_waiters();  // space may have been freed before they arrived
   }
-  for (auto& c : inbox_batch_) finish_attempt(c.seq, c.number, std::move(c.result), now, actions);
+  for (auto& c : inbox_batch_) finish_attempt(c, std::move(c.result), now, actions);
   inbox_batch_.clear();
 }
 
@@ -638,11 +653,11 @@ void FlushManager::Impl::take_in_and_start(TimePoint now, Actions& actions) {
 // Gives every free worker the most urgent queued task.
 void FlushManager::Impl::start_ready_attempts(TimePoint now, Actions& actions) {
   for (std::size_t slot = 0; slot < slot_task_.size() && !heap_.empty(); ++slot) {
-    if (slot_task_[slot] != 0) continue;
+    if (slot_task_[slot] != nullptr) continue;
     std::pop_heap(heap_.begin(), heap_.end(), HeapOrder{});
     const Key key = heap_.back();
     heap_.pop_back();
-    Task& task = *static_cast<Task*>(key.task);  // in tasks_ while queued
+    Task& task = *static_cast<Task*>(key.task);  // in table_ while queued
     if (!heap_.empty()) prefetch_task(*static_cast<Task*>(heap_.front().task));  // the next to start
     MEMFUSE_ASSERT(task.seq == key.seq);
     MEMFUSE_ASSERT(task.state == State::Queued);
@@ -675,13 +690,13 @@ void FlushManager::Impl::start_attempt(Task& task, std::size_t slot, TimePoint n
   ++task.attempts;
   ++counters_.started;
   if (task.attempts > 1) ++counters_.retried;
-  slot_task_[slot] = task.seq;
+  slot_task_[slot] = &task;
   task.slot = slot;
   slot_started_[slot] = now;
   const TimePoint deadline = now + task.timeout;
   slot_deadline_[slot] = deadline;
   ++busy_slots_;
-  task.current = std::make_shared<AttemptImpl>(weak_from_this(), task.seq, task.id,
+  task.current = std::make_shared<AttemptImpl>(weak_from_this(), task.index, task.seq, task.id,
                                                task.attempts, deadline);
   observe(FlushEvent::Kind::Started, task, slot);
   if (!armed_deadline_ || deadline < *armed_deadline_) rearm_deadline_timer();
@@ -690,33 +705,34 @@ void FlushManager::Impl::start_attempt(Task& task, std::size_t slot, TimePoint n
   actions.starts.push_back(Actions::Start{&task.attempt, task.current});
 }
 
-void FlushManager::Impl::deliver_completion(std::uint64_t seq, int number, Result<void> result) {
+void FlushManager::Impl::deliver_completion(std::size_t index, std::uint64_t seq, int number,
+                                            Result<void> result) {
   // On the strand inside pump(): its next round takes the result.
   if (strand_.running_in_this_thread() && in_pump_) {
-    strand_completions_.push_back(Completion{seq, number, std::move(result)});
+    strand_completions_.push_back(Completion{index, seq, number, std::move(result)});
     return;
   }
   bool must_post = false;
   {
     std::lock_guard lock(intake_mutex_);
-    intake_.completions.push_back(Completion{seq, number, std::move(result)});
+    intake_.completions.push_back(Completion{index, seq, number, std::move(result)});
     must_post = claim_pump();
   }
   if (must_post) post_pump();
 }
 
 // REQUIRES: mutex_ held, on the strand.
-void FlushManager::Impl::finish_attempt(std::uint64_t seq, int number, Result<void> result,
-                                        TimePoint now, Actions& actions) {
-  auto it = tasks_.find(seq);
-  if (it == tasks_.end()) return;
-  Task& task = *it->second;
-  if (task.state != State::Running || task.attempts != number) return;
+void FlushManager::Impl::finish_attempt(const Completion& c, Result<void> result, TimePoint now,
+                                        Actions& actions) {
+  Task* held_task = held(c.index, c.seq);
+  if (held_task == nullptr) return;
+  Task& task = *held_task;
+  if (task.state != State::Running || task.attempts != c.number) return;
   const std::size_t slot = task.slot;
-  MEMFUSE_ASSERT(slot_task_[slot] == seq);
+  MEMFUSE_ASSERT(slot_task_[slot] == &task);
   latency_.add(now - slot_started_[slot]);
   observe(FlushEvent::Kind::Completed, task, slot);
-  slot_task_[slot] = 0;
+  slot_task_[slot] = nullptr;
   --busy_slots_;
   task.current.reset();
   if (result) {
@@ -731,7 +747,7 @@ void FlushManager::Impl::finish_attempt(std::uint64_t seq, int number, Result<vo
 void FlushManager::Impl::rearm_deadline_timer() {
   std::optional<TimePoint> earliest;
   for (std::size_t slot = 0; slot < slot_task_.size(); ++slot) {
-    if (slot_task_[slot] != 0 && (!earliest || slot_deadline_[slot] < *earliest)) {
+    if (slot_task_[slot] != nullptr && (!earliest || slot_deadline_[slot] < *earliest)) {
       earliest = slot_deadline_[slot];
     }
   }
@@ -755,7 +771,7 @@ void FlushManager::Impl::on_deadline_timer(std::uint64_t generation) {
     armed_deadline_.reset();
     const TimePoint now = runtime_.clock().now();
     for (std::size_t slot = 0; slot < slot_task_.size(); ++slot) {
-      if (slot_task_[slot] != 0 && slot_deadline_[slot] <= now) {
+      if (slot_task_[slot] != nullptr && slot_deadline_[slot] <= now) {
         time_out_slot(slot, hooks, actions);
       }
     }
@@ -771,14 +787,14 @@ void FlushManager::Impl::on_deadline_timer(std::uint64_t generation) {
 // REQUIRES: mutex_ held, on the strand; the slot's attempt is at its deadline.
 void FlushManager::Impl::time_out_slot(std::size_t slot, std::vector<std::function<void()>>& hooks,
                                        Actions& actions) {
-  Task& task = *tasks_.at(slot_task_[slot]);
+  Task& task = *slot_task_[slot];
   MEMFUSE_ASSERT(task.state == State::Running);
   // If complete() came first, its result is already on its way: let it decide.
   if (!task.current->try_cancel(hooks)) return;
   ++counters_.attempt_timeouts;
   latency_.add(runtime_.clock().now() - slot_started_[slot]);
   observe(FlushEvent::Kind::TimedOut, task, slot);
-  slot_task_[slot] = 0;  // the worker is free at the deadline itself
+  slot_task_[slot] = nullptr;  // the worker is free at the deadline itself
   --busy_slots_;
   const int number = task.attempts;
   task.current.reset();
@@ -820,29 +836,32 @@ void FlushManager::Impl::after_failure(Task& task, Error error, bool timeout, Ac
   ++backing_off_;
   if (!task.timer) task.timer = runtime_.make_timer(strand_executor_);
   task.timer->async_wait_until(now + backoff,
-                               [w = weak_from_this(), seq = task.seq](std::error_code ec) {
-                                 if (auto self = w.lock(); self && !ec) self->on_backoff_done(seq);
+                               [w = weak_from_this(), index = task.index,
+                                seq = task.seq](std::error_code ec) {
+                                 if (auto self = w.lock(); self && !ec) {
+                                   self->on_backoff_done(index, seq);
+                                 }
                                });
 }
 
-void FlushManager::Impl::on_backoff_done(std::uint64_t seq) {
+void FlushManager::Impl::on_backoff_done(std::size_t index, std::uint64_t seq) {
   {
     std::lock_guard lock(mutex_);
-    auto it = tasks_.find(seq);
-    if (it == tasks_.end() || it->second->state != State::BackingOff) return;
+    Task* task = held(index, seq);
+    if (task == nullptr || task->state != State::BackingOff) return;
     --backing_off_;
-    enqueue(*it->second);  // with its original sequence number
+    enqueue(*task);  // with its original sequence number
   }
   pump();
 }
 
-void FlushManager::Impl::on_admission_timeout(std::uint64_t seq) {
+void FlushManager::Impl::on_admission_timeout(std::size_t index, std::uint64_t seq) {
   Actions actions;
   {
     std::lock_guard lock(mutex_);
-    auto it = tasks_.find(seq);
-    if (it == tasks_.end() || it->second->state != State::WaitingAdmission) return;
-    Task& task = *it->second;
+    Task* held_task = held(index, seq);
+    if (held_task == nullptr || held_task->state != State::WaitingAdmission) return;
+    Task& task = *held_task;
     --waiting_;
     finish_task(task, TaskStatus::Failed,
                 Error(ErrorCode::QueueFull, true,
@@ -887,9 +906,12 @@ void FlushManager::Impl::finish_task(Task& task, TaskStatus status, std::optiona
                             TaskOutcome{task.id, status, task.attempts, std::move(error)},
                             std::move(task.payload)});
   }
-  auto node = tasks_.extract(task.seq);
-  release(std::move(node.mapped()), actions);  // `task` is gone from here on
-  spare_nodes_.push_back(std::move(node));
+  const std::size_t index = task.index;
+  MEMFUSE_ASSERT(table_[index].get() == &task);
+  std::unique_ptr<Task> owned = std::move(table_[index]);
+  free_places_.push_back(index);
+  --held_count_;
+  release(std::move(owned), actions);  // `task` is gone from here on
 }
 
 // REQUIRES: mutex_ held, on the strand; `task` has its final outcome. Gives
@@ -935,8 +957,8 @@ void FlushManager::Impl::admit_waiters() {
       --intake_.waiting;
     }
     Task* best = nullptr;
-    for (auto& [seq, t] : tasks_) {
-      if (t->state != State::WaitingAdmission) continue;
+    for (const auto& t : table_) {
+      if (t == nullptr || t->state != State::WaitingAdmission) continue;
       if (best == nullptr || runs_before(Key{t->priority, t->seq}, Key{best->priority, best->seq})) {
         best = t.get();
       }
@@ -1008,22 +1030,26 @@ void FlushManager::Impl::on_drain_deadline() {
     // Taken first: finishing the tasks below must not report an empty drain.
     auto waiters = std::move(drain_waiters_);
     drain_waiters_.clear();
-    // Every task accepted before the drain began joins tasks_ first.
+    // Every task accepted before the drain began joins table_ first.
     take_intake(runtime_.clock().now(), actions);
     const Error cancelled(ErrorCode::Cancelled, false,
                           "the drain deadline passed before the task could finish");
-    std::vector<std::uint64_t> seqs;
-    seqs.reserve(tasks_.size());
-    for (auto& [seq, t] : tasks_) seqs.push_back(seq);
-    std::sort(seqs.begin(), seqs.end());  // the report lists tasks in submission order
-    for (std::uint64_t seq : seqs) {
-      Task& task = *tasks_.at(seq);
+    std::vector<Task*> held_tasks;
+    held_tasks.reserve(held_count_);
+    for (const auto& t : table_) {
+      if (t != nullptr) held_tasks.push_back(t.get());
+    }
+    // The report lists tasks in submission order.
+    std::sort(held_tasks.begin(), held_tasks.end(),
+              [](const Task* a, const Task* b) { return a->seq < b->seq; });
+    for (Task* t : held_tasks) {
+      Task& task = *t;
       if (task.state == State::Running) {
         std::vector<std::function<void()>> h;
         task.current->try_cancel(h);  // a complete() racing us becomes a late completion
         for (auto& f : h) hooks.push_back(std::move(f));
-        MEMFUSE_ASSERT(slot_task_[task.slot] == seq);
-        slot_task_[task.slot] = 0;
+        MEMFUSE_ASSERT(slot_task_[task.slot] == &task);
+        slot_task_[task.slot] = nullptr;
         --busy_slots_;
       } else if (task.state == State::BackingOff || task.state == State::WaitingAdmission) {
         if (task.timer) task.timer->cancel();
@@ -1035,9 +1061,9 @@ void FlushManager::Impl::on_drain_deadline() {
     backing_off_ = 0;
     waiting_ = 0;
     rearm_deadline_timer();  // disarms: nothing runs any more
-    // finish_task erases from tasks_: iterate over the sorted keys.
-    for (std::uint64_t seq : seqs) {
-      Task& task = *tasks_.at(seq);
+    // finish_task gives each task back (for reuse, or freed): each is used once, before.
+    for (Task* t : held_tasks) {
+      Task& task = *t;
       task.last_error = cancelled;
       finish_task(task, TaskStatus::Cancelled, cancelled, actions);
     }
