@@ -229,6 +229,12 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   }
   void take_intake(TimePoint now, Actions& actions);
   void release(std::unique_ptr<Task> task, Actions& actions);
+  // REQUIRES: intake_mutex_ held. Hands finished tasks and their places in
+  // the bound back to intake. True when intake then counts no unfinished task.
+  bool hand_back_locked();
+  // REQUIRES: mutex_ held, on the strand. hand_back_locked() under the intake
+  // lock, if anything waits to be handed back.
+  void hand_back();
   void on_deadline_timer(std::uint64_t generation);
   void time_out_slot(std::size_t slot, std::vector<std::function<void()>>& hooks,
                      Actions& actions);
@@ -313,6 +319,16 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   // takes them without the intake lock.
   bool in_pump_ = false;
   std::vector<Completion> strand_completions_;
+  // Strand only: finished tasks not yet handed back to intake, and the places
+  // in the bound they free. release() defers the hand-back while nothing
+  // waits for space and no drain runs; the next intake lock takes it along
+  // (take_intake), or hand_back() before the handler's actions run, so a
+  // completion callback always sees its task's place free. A hand-back per
+  // finished task was a second intake lock per no-op task, contended with
+  // submit().
+  std::vector<std::unique_ptr<Task>> released_;
+  std::size_t released_admitted_ = 0;
+  std::size_t released_waiting_ = 0;
 
   mutable detail::AdaptiveMutex mutex_;
   // The tasks the strand holds (taken from intake, not finished), each at
@@ -586,15 +602,15 @@ void FlushManager::Impl::pump() {
 // accepted tasks join the queue (or wait for space, under the wait policy),
 // and attempt results finish their attempts.
 void FlushManager::Impl::take_intake(TimePoint now, Actions& actions) {
+  // Results reported on the strand first: the tasks they finish are handed
+  // back in the same intake lock that takes what was handed in.
+  for (auto& c : strand_completions_) finish_attempt(c, std::move(c.result), now, actions);
+  strand_completions_.clear();
   {
     std::lock_guard lock(intake_mutex_);
+    if (!released_.empty()) (void)hand_back_locked();  // nothing waits, no drain: see release()
     arrived_.swap(intake_.tasks);
     inbox_batch_.swap(intake_.completions);
-  }
-  if (!strand_completions_.empty()) {
-    inbox_batch_.insert(inbox_batch_.end(), std::make_move_iterator(strand_completions_.begin()),
-                        std::make_move_iterator(strand_completions_.end()));
-    strand_completions_.clear();
   }
   if (!arrived_.empty()) {
     bool waiters = false;
@@ -647,6 +663,7 @@ void FlushManager::Impl::take_intake(TimePoint now, Actions& actions) {
 void FlushManager::Impl::take_in_and_start(TimePoint now, Actions& actions) {
   take_intake(now, actions);
   start_ready_attempts(now, actions);
+  hand_back();  // what the results taken from intake finished
 }
 
 // REQUIRES: mutex_ held, on the strand; called by take_in_and_start only.
@@ -869,6 +886,7 @@ void FlushManager::Impl::on_admission_timeout(std::size_t index, std::uint64_t s
                                   "(buffer.flush_manager.queue_full_wait_s) and got none",
                                   task.id, duration_to_seconds(config_.queue_full_wait))),
                 actions);
+    hand_back();
   }
   run_all(actions);
 }
@@ -929,21 +947,39 @@ void FlushManager::Impl::release(std::unique_ptr<Task> task, Actions& actions) {
   task->last_was_timeout = false;
   task->current.reset();
   task->timer.reset();
+  ++(was_waiting ? released_waiting_ : released_admitted_);
+  released_.push_back(std::move(task));
+  // Waiters want the place now, and a drain may end with this task: hand
+  // back at once. Otherwise the next intake lock (or hand_back()) takes it.
+  if (waiting_ == 0 && !draining_) return;
   bool all_finished = false;
   {
     std::lock_guard lock(intake_mutex_);
-    if (was_waiting) {
-      --intake_.waiting;
-    } else {
-      --intake_.admitted;
-    }
-    all_finished = intake_.admitted == 0 && intake_.waiting == 0;
-    if (intake_.free_tasks.size() < static_cast<std::size_t>(config_.max_queue_size)) {
-      intake_.free_tasks.push_back(std::move(task));
-    }
+    all_finished = hand_back_locked();
   }
   admit_waiters();
   check_drained(all_finished, actions);
+}
+
+bool FlushManager::Impl::hand_back_locked() {
+  MEMFUSE_ASSERT(intake_.admitted >= released_admitted_ && intake_.waiting >= released_waiting_);
+  intake_.admitted -= released_admitted_;
+  intake_.waiting -= released_waiting_;
+  released_admitted_ = 0;
+  released_waiting_ = 0;
+  const auto keep = static_cast<std::size_t>(config_.max_queue_size);
+  for (auto& t : released_) {
+    if (intake_.free_tasks.size() >= keep) break;  // clear() frees the rest
+    intake_.free_tasks.push_back(std::move(t));
+  }
+  released_.clear();
+  return intake_.admitted == 0 && intake_.waiting == 0;
+}
+
+void FlushManager::Impl::hand_back() {
+  if (released_.empty()) return;
+  std::lock_guard lock(intake_mutex_);
+  (void)hand_back_locked();
 }
 
 // REQUIRES: mutex_ held, on the strand. Admits the most urgent waiting

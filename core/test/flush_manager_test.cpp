@@ -302,6 +302,45 @@ TEST(FlushManager, AFullQueueRejectsWithQueueFull) {
   h.run();
 }
 
+// A task's place in the bound is free by the time its completion callback
+// runs: a callback that submits the next task into a queue of one is
+// accepted, whether the attempt completed at once (inside the attempt
+// function, on the strand) or later (from a timer, through intake), and
+// whether it succeeded or failed.
+TEST(FlushManager, ACompletionCallbackFindsItsTasksPlaceFree) {
+  for (const bool at_once : {true, false}) {
+    for (const bool succeed : {true, false}) {
+      SCOPED_TRACE(::testing::Message() << (at_once ? "at once, " : "after 1 s, ")
+                                      << (succeed ? "success" : "failure"));
+      auto config = quiet_config(1);
+      config.max_queue_size = 1;
+      Harness h(config);
+      const Result<void> result =
+          succeed ? Result<void>{} : fail(ErrorCode::InvalidArgument, false, "final");
+      std::vector<bool> accepted;
+      int left = 3;
+      std::function<void()> submit_one = [&] {
+        TaskSpec spec;
+        spec.kind = "chain";
+        if (at_once) {
+          spec.attempt = [&](std::shared_ptr<Attempt> a) { a->complete(result); };
+        } else {
+          spec.attempt = scripted_attempt(
+              h.rt, Script{{succeed ? Behaviour::Succeed : Behaviour::FailFinal}, 1s});
+        }
+        spec.on_complete = [&](const TaskOutcome&, std::shared_ptr<void>) {
+          if (--left > 0) submit_one();
+        };
+        accepted.push_back(h.manager->submit(std::move(spec)).has_value());
+      };
+      submit_one();
+      h.run();
+      EXPECT_THAT(accepted, ElementsAre(true, true, true));
+      EXPECT_EQ(h.manager->stats().rejected_queue_full, 0u);
+    }
+  }
+}
+
 TEST(FlushManager, UnderTheWaitPolicyASubmissionCompletesWhenSpaceFrees) {
   auto config = quiet_config(1);
   config.max_queue_size = 1;
@@ -325,6 +364,11 @@ TEST(FlushManager, UnderTheWaitPolicyASubmissionFailsAtItsDeadline) {
   Harness h(config);
   ASSERT_TRUE(h.submit("a", Priority::Normal, ok(20s)));
   ASSERT_TRUE(h.submit("b", Priority::Normal, ok()));
+  (void)h.rt.run_for(6s);  // past b's deadline, a still runs
+  ASSERT_EQ(h.outcomes["b"].size(), 1u);
+  EXPECT_EQ(h.manager->stats().waiting_admission, 0u);
+  // b's place among the waiters is given back at its deadline: c may wait in it.
+  EXPECT_TRUE(h.submit("c", Priority::Normal, ok()).has_value());
   h.run();
   ASSERT_EQ(h.outcomes["b"].size(), 1u);
   EXPECT_EQ(h.outcomes["b"][0].status, TaskStatus::Failed);
