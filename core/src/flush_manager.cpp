@@ -299,7 +299,7 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   }
   void start_attempt(Task& task, std::size_t slot, TimePoint now, Actions& actions);
   struct Completion;  // below, with the intake
-  void finish_attempt(const Completion& c, Result<void> result, TimePoint now, Actions& actions);
+  void finish_attempt(Completion& c, TimePoint now, Actions& actions);  // takes c.result
   void deliver_completion(std::size_t index, std::uint64_t seq, int number, Result<void> result);
   // The task the strand holds at `index`, if it is still the one numbered
   // `seq`; null if that task has finished (its place may hold another now).
@@ -424,7 +424,6 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   // tenth of a no-op task's time on real threads.
   std::vector<std::unique_ptr<Task>> table_;
   std::vector<std::size_t> free_places_;
-  std::size_t held_count_ = 0;
   TaskQueue queue_;                                       // Queued tasks
   std::vector<Task*> slot_task_;                          // per worker slot: its task, null if free
   std::vector<TimePoint> slot_started_;
@@ -685,7 +684,7 @@ void FlushManager::Impl::pump() {
 void FlushManager::Impl::take_intake(TimePoint now, Actions& actions) {
   // Results reported on the strand first: the tasks they finish are handed
   // back in the same intake lock that takes what was handed in.
-  for (auto& c : strand_completions_) finish_attempt(c, std::move(c.result), now, actions);
+  for (auto& c : strand_completions_) finish_attempt(c, now, actions);
   strand_completions_.clear();
   {
     std::lock_guard lock(intake_mutex_);
@@ -713,7 +712,6 @@ void FlushManager::Impl::take_intake(TimePoint now, Actions& actions) {
         MEMFUSE_ASSERT(table_[task.index] == nullptr);
         table_[task.index] = std::move(owned);
       }
-      ++held_count_;
       if (task.state != State::WaitingAdmission) {
         enqueue(task);
         continue;
@@ -731,7 +729,7 @@ void FlushManager::Impl::take_intake(TimePoint now, Actions& actions) {
     arrived_.clear();
     if (waiters) admit_waiters();  // space may have been freed before they arrived
   }
-  for (auto& c : inbox_batch_) finish_attempt(c, std::move(c.result), now, actions);
+  for (auto& c : inbox_batch_) finish_attempt(c, now, actions);
   inbox_batch_.clear();
 }
 
@@ -817,8 +815,7 @@ void FlushManager::Impl::deliver_completion(std::size_t index, std::uint64_t seq
 }
 
 // REQUIRES: mutex_ held, on the strand.
-void FlushManager::Impl::finish_attempt(const Completion& c, Result<void> result, TimePoint now,
-                                        Actions& actions) {
+void FlushManager::Impl::finish_attempt(Completion& c, TimePoint now, Actions& actions) {
   Task* held_task = held(c.index, c.seq);
   if (held_task == nullptr) return;
   Task& task = *held_task;
@@ -830,10 +827,10 @@ void FlushManager::Impl::finish_attempt(const Completion& c, Result<void> result
   slot_task_[slot] = nullptr;
   --busy_slots_;
   task.current.reset();
-  if (result) {
+  if (c.result) {
     finish_task(task, TaskStatus::Success, std::nullopt, actions);
   } else {
-    after_failure(task, std::move(result.error()), false, actions);
+    after_failure(task, std::move(c.result.error()), false, actions);
   }
 }
 
@@ -1006,7 +1003,6 @@ void FlushManager::Impl::finish_task(Task& task, TaskStatus status, std::optiona
   MEMFUSE_ASSERT(table_[index].get() == &task);
   std::unique_ptr<Task> owned = std::move(table_[index]);
   free_places_.push_back(index);
-  --held_count_;
   release(std::move(owned), actions);  // `task` is gone from here on
 }
 
@@ -1149,7 +1145,7 @@ void FlushManager::Impl::on_drain_deadline() {
     const Error cancelled(ErrorCode::Cancelled, false,
                           "the drain deadline passed before the task could finish");
     std::vector<Task*> held_tasks;
-    held_tasks.reserve(held_count_);
+    held_tasks.reserve(table_.size());
     for (const auto& t : table_) {
       if (t != nullptr) held_tasks.push_back(t.get());
     }
