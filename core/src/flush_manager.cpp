@@ -21,6 +21,7 @@
 #include "memfuse/flush_manager.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <charconv>
@@ -203,19 +204,31 @@ std::size_t prio_index(Priority p) { return static_cast<std::size_t>(urgency_ran
 // characters each (a negative millisecond count has its sign), with the dashes.
 constexpr std::size_t kMaxTaskIdSize = 64 + 1 + 20 + 1 + 20;
 
-// "<kind>-<ms>-<seq>" into `id`, without a format string: this is on every
-// submit, and a reused task's id keeps its buffer.
-void assign_task_id(TaskId& id, std::string_view kind, std::int64_t ms, std::uint64_t seq) {
-  char num[2 * 21 + 2];
-  char* p = num;
-  *p++ = '-';
-  p = std::to_chars(p, num + 22, ms).ptr;
-  *p++ = '-';
-  p = std::to_chars(p, num + sizeof num, seq).ptr;
-  id.clear();
-  id.reserve(kind.size() + static_cast<std::size_t>(p - num));  // at most one allocation
-  id.append(kind).append(num, p);
-}
+// A task's id, "<kind>-<ms>-<seq>", held in the task itself: most ids are
+// past the 15 characters a std::string keeps in place, and a heap buffer was
+// a second cold line to chase, on the strand, for every attempt it starts
+// (the attempt copies the id) and every outcome (which copies it again).
+class InlineTaskId {
+ public:
+  // Writes the id without a format string: this is on every submit.
+  void assign(std::string_view kind, std::int64_t ms, std::uint64_t seq) noexcept {
+    MEMFUSE_ASSERT(kind.size() <= kMaxTaskIdSize - 2 * 21);
+    char* p = std::copy(kind.begin(), kind.end(), chars_.data());
+    char* const end = chars_.data() + chars_.size();
+    *p++ = '-';
+    p = std::to_chars(p, end, ms).ptr;
+    *p++ = '-';
+    p = std::to_chars(p, end, seq).ptr;
+    size_ = static_cast<std::uint8_t>(p - chars_.data());
+  }
+  [[nodiscard]] std::string_view view() const noexcept { return {chars_.data(), size_}; }
+  [[nodiscard]] TaskId str() const { return TaskId(view()); }
+
+ private:
+  std::array<char, kMaxTaskIdSize> chars_;
+  std::uint8_t size_ = 0;
+};
+static_assert(kMaxTaskIdSize <= 255);
 
 }  // namespace
 
@@ -226,7 +239,7 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
 
   struct Task {
     std::uint64_t seq = 0;
-    TaskId id;
+    InlineTaskId id;
     std::string kind;
     Priority priority = Priority::Normal;
     Duration timeout{};
@@ -465,7 +478,7 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
 class AttemptImpl final : public Attempt {
  public:
   // The id is copied into the attempt, which may outlive the task (whose
-  // object, and id buffer, the manager reuses): in place, as a std::string
+  // object the manager reuses): in place, as a std::string
   // copy of an id past 15 characters cost an allocation per attempt.
   AttemptImpl(std::weak_ptr<FlushManager::Impl> owner, std::size_t index, std::uint64_t seq,
               std::string_view id, int number, TimePoint deadline)
@@ -588,7 +601,7 @@ Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
   std::unique_ptr<Task> task(spare_task_.exchange(nullptr, std::memory_order_acquire));
   if (!task) task = std::make_unique<Task>();
   task->seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
-  assign_task_id(task->id, spec.kind, to_millis(now), task->seq);
+  task->id.assign(spec.kind, to_millis(now), task->seq);
   task->kind.assign(spec.kind);
   task->priority = spec.priority;
   task->timeout = timeout;
@@ -596,7 +609,7 @@ Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
   task->payload = std::move(spec.payload);
   task->attempt = std::move(spec.attempt);
   task->on_complete = std::move(spec.on_complete);
-  TaskId id = task->id;
+  TaskId id = task->id.str();
   const auto max = static_cast<std::size_t>(config_.max_queue_size);
   bool must_post = false;
   const Task* refilled = nullptr;
@@ -789,7 +802,7 @@ void FlushManager::Impl::start_attempt(Task& task, std::size_t slot, TimePoint n
   const TimePoint deadline = now + task.timeout;
   slot_deadline_[slot] = deadline;
   ++busy_slots_;
-  task.current = std::make_shared<AttemptImpl>(weak_from_this(), task.index, task.seq, task.id,
+  task.current = std::make_shared<AttemptImpl>(weak_from_this(), task.index, task.seq, task.id.view(),
                                                task.attempts, deadline);
   observe(FlushEvent::Kind::Started, task, slot);
   if (!armed_deadline_ || deadline < *armed_deadline_) rearm_deadline_timer();
@@ -893,7 +906,7 @@ void FlushManager::Impl::time_out_slot(std::size_t slot, std::vector<std::functi
   after_failure(task,
                 Error(ErrorCode::Timeout, true,
                       fmt::format("attempt {} of task {} passed its {} s timeout", number,
-                                  task.id, duration_to_seconds(task.timeout))),
+                                  task.id.view(), duration_to_seconds(task.timeout))),
                 true, actions);
 }
 
@@ -959,7 +972,7 @@ void FlushManager::Impl::on_admission_timeout(std::size_t index, std::uint64_t s
                 Error(ErrorCode::QueueFull, true,
                       fmt::format("task {} waited {} s for space in the flush queue "
                                   "(buffer.flush_manager.queue_full_wait_s) and got none",
-                                  task.id, duration_to_seconds(config_.queue_full_wait))),
+                                  task.id.view(), duration_to_seconds(config_.queue_full_wait))),
                 actions);
     hand_back();
   }
@@ -989,14 +1002,14 @@ void FlushManager::Impl::finish_task(Task& task, TaskStatus status, std::optiona
     case TaskStatus::Cancelled: ++counters_.cancelled; break;
   }
   if (status != TaskStatus::Success && status != TaskStatus::Cancelled) {
-    log_.warn("flush task {} {} after {} attempt(s): {}", task.id, to_string(status),
+    log_.warn("flush task {} {} after {} attempt(s): {}", task.id.view(), to_string(status),
               task.attempts, error ? error->to_string() : std::string("?"));
   }
   if (task.on_complete) {
-    // The id is copied: the task is reused with its id's buffer.
+    // The id is copied out: the task object is reused.
     actions.completions.push_back(
         Actions::Completion{std::move(task.on_complete),
-                            TaskOutcome{task.id, status, task.attempts, std::move(error)},
+                            TaskOutcome{task.id.str(), status, task.attempts, std::move(error)},
                             std::move(task.payload)});
   }
   const std::size_t index = task.index;
@@ -1165,7 +1178,7 @@ void FlushManager::Impl::on_drain_deadline() {
         if (task.timer) task.timer->cancel();
       }
       report.unfinished.push_back(
-          UnfinishedTask{task.id, task.kind, task.priority, task.attempts, task.payload});
+          UnfinishedTask{task.id.str(), task.kind, task.priority, task.attempts, task.payload});
     }
     queue_.clear();
     backing_off_ = 0;
