@@ -138,6 +138,123 @@ RC_GTEST_PROP(FaultVfsCrash, CommittedSurvivesUncommittedVanishesUnknownIsAllOrN
   }
 }
 
+// The bytes a crash leaves, against the plain definition of the crash
+// models: a durable copy of the file, and every write and truncation since
+// the last sync kept aside with its data, applied to that copy as the model
+// says (the FaultVfs keeps an undo log instead, and works the same out
+// backwards). The operations go straight to the VFS's file methods: random
+// offsets (inside, across the end of and past the end of the file), sizes,
+// truncations that shrink and grow, syncs, and then a crash with each model.
+struct FileOp {
+  enum Kind { Write, Truncate, Sync } kind;
+  std::int64_t offset;  // for Truncate: the new size
+  std::vector<std::uint8_t> data;
+};
+
+[[maybe_unused]] void showValue(const FileOp& op, std::ostream& os) {
+  os << (op.kind == FileOp::Write ? "write " : op.kind == FileOp::Truncate ? "truncate " : "sync")
+     << (op.kind == FileOp::Sync ? "" : std::to_string(op.offset))
+     << (op.kind == FileOp::Write ? " +" + std::to_string(op.data.size()) : "");
+}
+
+struct ReferenceFile {
+  std::vector<std::uint8_t> current, durable;
+  std::vector<FileOp> unsynced;
+
+  static void apply(std::vector<std::uint8_t>& bytes, const FileOp& op) {
+    if (op.kind == FileOp::Write) {
+      const auto end = static_cast<std::size_t>(op.offset) + op.data.size();
+      if (bytes.size() < end) bytes.resize(end, 0);
+      std::copy(op.data.begin(), op.data.end(), bytes.begin() + op.offset);
+    } else {
+      bytes.resize(static_cast<std::size_t>(op.offset));
+    }
+  }
+  void run(const FileOp& op) {
+    if (op.kind == FileOp::Sync) {
+      durable = current;
+      unsynced.clear();
+      return;
+    }
+    apply(current, op);
+    unsynced.push_back(op);
+  }
+  std::vector<std::uint8_t> crash(CrashModel model, Random& random) const {
+    std::vector<std::uint8_t> out = durable;
+    for (std::size_t i = 0; i < unsynced.size(); ++i) {
+      const FileOp& op = unsynced[i];
+      const bool last = i + 1 == unsynced.size();
+      if (model == CrashModel::KeepRandomSubset) {
+        if (random.chance(0.5)) apply(out, op);
+      } else if (model == CrashModel::TearLastWrite) {
+        if (!last) {
+          apply(out, op);
+        } else if (op.kind == FileOp::Write) {
+          for (std::size_t s = 0; s < op.data.size(); s += 512) {
+            if (!random.chance(0.5)) continue;
+            const std::size_t n = std::min<std::size_t>(512, op.data.size() - s);
+            FileOp piece{FileOp::Write, op.offset + static_cast<std::int64_t>(s),
+                         std::vector<std::uint8_t>(op.data.begin() + static_cast<std::ptrdiff_t>(s),
+                                                   op.data.begin() + static_cast<std::ptrdiff_t>(s + n))};
+            apply(out, piece);
+          }
+        }
+      }
+    }
+    return out;
+  }
+};
+
+RC_GTEST_PROP(FaultVfsCrash, ACrashLeavesTheBytesTheModelDefines, ()) {
+  const auto gen_op = rc::gen::mapcat(rc::gen::inRange(0, 10), [](int k) {
+    if (k == 0) return rc::gen::just(FileOp{FileOp::Sync, 0, {}});
+    if (k == 1) {
+      return rc::gen::map(rc::gen::inRange<std::int64_t>(0, 6000),
+                          [](std::int64_t size) { return FileOp{FileOp::Truncate, size, {}}; });
+    }
+    return rc::gen::map(
+        rc::gen::pair(rc::gen::inRange<std::int64_t>(0, 5000),
+                      rc::gen::container<std::vector<std::uint8_t>>(rc::gen::arbitrary<std::uint8_t>())),
+        [](const std::pair<std::int64_t, std::vector<std::uint8_t>>& p) {
+          return FileOp{FileOp::Write, p.first, p.second};
+        });
+  });
+  const auto ops = *rc::gen::resize(600, rc::gen::container<std::vector<FileOp>>(gen_op));
+  const auto model = *rc::gen::element(CrashModel::DropUnsynced, CrashModel::KeepRandomSubset,
+                                       CrashModel::TearLastWrite);
+  const auto seed = *rc::gen::arbitrary<std::uint32_t>();
+
+  SeededRandom vfs_random(seed);
+  FaultVfs vfs("bytes-prop-" + std::to_string(g_vfs_counter++), vfs_random);
+  sqlite3_vfs* v = sqlite3_vfs_find(vfs.name().c_str());
+  RC_ASSERT(v != nullptr);
+  std::vector<std::uint8_t> handle(static_cast<std::size_t>(v->szOsFile));
+  auto* file = reinterpret_cast<sqlite3_file*>(handle.data());
+  int out_flags = 0;
+  RC_ASSERT(v->xOpen(v, "/f", file, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_MAIN_DB,
+                     &out_flags) == SQLITE_OK);
+  ReferenceFile reference;
+  for (const auto& op : ops) {
+    int rc = SQLITE_OK;
+    if (op.kind == FileOp::Write) {
+      if (op.data.empty()) continue;  // SQLite never writes nothing
+      rc = file->pMethods->xWrite(file, op.data.data(), static_cast<int>(op.data.size()), op.offset);
+    } else if (op.kind == FileOp::Truncate) {
+      rc = file->pMethods->xTruncate(file, op.offset);
+    } else {
+      rc = file->pMethods->xSync(file, SQLITE_SYNC_NORMAL);
+    }
+    RC_ASSERT(rc == SQLITE_OK);
+    reference.run(op);
+    if (op.kind != FileOp::Write) RC_ASSERT(vfs.contents("/f") == reference.current);
+  }
+  RC_ASSERT(vfs.contents("/f") == reference.current);
+  vfs.crash(model);
+  file->pMethods->xClose(file);
+  SeededRandom reference_random(seed);
+  RC_ASSERT(vfs.contents("/f") == reference.crash(model, reference_random));
+}
+
 struct ReportCrashPoints : ::testing::Environment {
   void TearDown() override {
     std::printf("FaultVfs crash property: %d crash points checked, %d of them reached by the "
