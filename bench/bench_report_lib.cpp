@@ -231,6 +231,28 @@ std::vector<Row> build_rows(const std::string& dir) {
                "io_context post of an empty handler, 2 threads", io_post, ">= 2 M tasks/s", 2e6);
     }
   }
+  // The host's limits for a hand-off between two threads, and the 1-worker
+  // FlushManager (one submitter, one strand: a hand-off per task) against them.
+  const auto round_trip = field(fm, "BM_CacheLineRoundTrip/real_time", "items_per_second");
+  const auto hand_off = field(fm, "BM_HandOffFloor/real_time", "items_per_second");
+  auto reported_rate = [&rows](std::string figure, std::optional<double> value, std::string baseline_name,
+                               std::optional<double> baseline) {
+    Row r;
+    r.figure = std::move(figure);
+    r.unit = "items/s";
+    r.value = value;
+    r.baseline_name = std::move(baseline_name);
+    r.baseline = baseline;
+    if (r.value && r.baseline) r.ratio = *r.value / *r.baseline;
+    r.goal = "(reported)";
+    r.met = r.value.has_value();
+    rows.push_back(std::move(r));
+  };
+  reported_rate("hand-off floor: reused 256-byte objects from one thread to a polling one, a mutex each", hand_off,
+                "a cache line's round trip between two threads, per s", round_trip);
+  reported_rate("FlushManager, real threads, 1 workers, 1 io thread(s), against the hand-off floor",
+                field(fm, "BM_FlushManagerRealThreads/1/1/real_time", "items_per_second"), "hand-off floor",
+                hand_off);
   for (int workers : {1, 3, 8}) {
     rate_row(fmt::format("FlushManager, simulated runtime, {} workers", workers), "tasks/s",
              field(fm, fmt::format("BM_FlushManagerSimulated/{}", workers), "items_per_second"),
