@@ -53,13 +53,19 @@ void BM_FlushManagerRealThreads(benchmark::State& state) {
   const int workers = static_cast<int>(state.range(0));
   memfuse::AsioRuntime rt({.io_threads = static_cast<int>(state.range(1)), .blocking_threads = 1});
   auto m = std::move(*memfuse::FlushManager::create(rt, bench_config(workers)));
-  for (auto _ : state) {
+  // The completion count lives on its own cache line: on the submitter's
+  // stack, beside the TaskSpec it builds, each completion took that line
+  // from the submitter (perf: 8 % of samples in the count's fetch_add).
+  struct alignas(128) Progress {
     std::atomic<int> done{0};
     std::promise<void> all;
+  };
+  for (auto _ : state) {
+    auto progress = std::make_unique<Progress>();
     for (int i = 0; i < kTasks; ++i) {
-      if (!m->submit(noop_task(&done, &all))) state.SkipWithError("submit refused");
+      if (!m->submit(noop_task(&progress->done, &progress->all))) state.SkipWithError("submit refused");
     }
-    all.get_future().wait();
+    progress->all.get_future().wait();
   }
   state.SetItemsProcessed(state.iterations() * kTasks);
   std::promise<void> stopped;

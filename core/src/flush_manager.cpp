@@ -367,10 +367,10 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
     Result<void> result;
   };
 
-  // What other threads hand to the strand, under intake_mutex_.
+  // What other threads hand to the strand, under intake_mutex_: what
+  // submit() and the strand both write, on the lock's own cache lines.
   struct Intake {
     std::vector<std::unique_ptr<Task>> tasks;  // accepted, not yet taken by the strand
-    std::vector<Completion> completions;
     // The bound: tasks accepted and unfinished (queued, running, backing off,
     // or not yet taken), and submissions waiting for space (wait policy).
     std::size_t admitted = 0;
@@ -379,11 +379,6 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
     // True from the post of pump() until a round of it finds nothing to do:
     // submissions and results arriving meanwhile need no wake-up of their own.
     bool pump_posted = false;
-    std::uint64_t submitted = 0;
-    std::array<std::uint64_t, kPriorityCount> submitted_by_priority{};
-    std::uint64_t rejected_queue_full = 0;
-    std::uint64_t rejected_shutting_down = 0;
-    std::uint64_t rejected_invalid = 0;
     // Finished tasks kept for reuse, at most max_queue_size: a few hundred
     // bytes each, a small part of what those tasks held at the peak (their
     // payloads). A cap of 1 024 cost the simulated runtime 30-45 % with a
@@ -392,16 +387,32 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
     // lock each; perf showed a sixth of a no-op task's time in that lock.
     std::vector<std::unique_ptr<Task>> free_tasks;
   };
-  // The members below come in three groups, each on cache lines of its own:
-  // what both sides write (the intake), what only submitters write, and what
-  // only the strand uses. Sharing a line, each submit() took the line of
-  // the strand's arrived_ away from it (perf: a sixth of take_intake's
-  // samples on the load of arrived_ beside next_seq_).
+  // Counts only submissions write (under intake_mutex_; stats() reads them).
+  struct SubmitCounts {
+    std::uint64_t submitted = 0;
+    std::array<std::uint64_t, kPriorityCount> submitted_by_priority{};
+    std::uint64_t rejected_queue_full = 0;
+    std::uint64_t rejected_shutting_down = 0;
+    std::uint64_t rejected_invalid = 0;
+  };
+  // The members below come in four groups, each on cache lines of its own:
+  // what both sides write (the lock and the intake), attempt results (which
+  // submit() never touches), what only submitters write, and what only the
+  // strand uses. Sharing a line, each submit() took the line of the strand's
+  // arrived_ away from it (perf: a sixth of take_intake's samples on the
+  // load of arrived_ beside next_seq_); with the counts and the results in
+  // the lock's 256 bytes, each submit() missed on two pairs of lines the
+  // strand had written (perf annotate: the first read after the lock).
   alignas(kCacheLine) mutable detail::AdaptiveMutex intake_mutex_;
   Intake intake_;
+  // Under intake_mutex_: attempt results reported off the strand.
+  static_assert(sizeof(detail::AdaptiveMutex) + sizeof(Intake) <= kCacheLine,
+                "the lock and the intake share one pair of lines");
+  alignas(kCacheLine) std::vector<Completion> completions_;
+  alignas(kCacheLine) SubmitCounts submit_counts_;  // under intake_mutex_
   // Sequence numbers are drawn before the intake lock is taken, so the id is
   // built outside it; a rejected submission leaves a gap in the sequence.
-  alignas(kCacheLine) std::atomic<std::uint64_t> next_seq_{1};
+  std::atomic<std::uint64_t> next_seq_{1};
   // One finished task for the next submit() to fill, refilled from
   // intake_.free_tasks under the intake lock; taken by an exchange.
   std::atomic<Task*> spare_task_{nullptr};
@@ -575,7 +586,7 @@ FlushManager::Impl::Impl(Runtime& rt, FlushManagerConfig cfg, Logger log)
 Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
   const auto reject = [&](ErrorCode code, std::string message) -> Result<TaskId> {
     std::lock_guard lock(intake_mutex_);
-    if (code == ErrorCode::InvalidArgument) ++intake_.rejected_invalid;
+    if (code == ErrorCode::InvalidArgument) ++submit_counts_.rejected_invalid;
     return fail(code, false, std::move(message));
   };
   if (!valid_kind(spec.kind)) {
@@ -616,7 +627,7 @@ Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
   {
     std::lock_guard lock(intake_mutex_);
     if (intake_.closed) {
-      ++intake_.rejected_shutting_down;
+      ++submit_counts_.rejected_shutting_down;
       return fail(ErrorCode::ShuttingDown, false,
                   "the flush manager is draining and accepts no new tasks");
     }
@@ -624,14 +635,14 @@ Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
     const bool full = intake_.admitted >= max || intake_.waiting > 0;
     const bool wait = full && config_.queue_full_policy == QueueFullPolicy::Wait;
     if (full && (!wait || intake_.waiting >= max)) {
-      ++intake_.rejected_queue_full;
+      ++submit_counts_.rejected_queue_full;
       return fail(ErrorCode::QueueFull, true,
                   fmt::format("the flush queue holds its maximum of {} unfinished tasks "
                               "(buffer.flush_manager.max_queue_size); retry later",
                               config_.max_queue_size));
     }
-    ++intake_.submitted;
-    ++intake_.submitted_by_priority[prio_index(task->priority)];
+    ++submit_counts_.submitted;
+    ++submit_counts_.submitted_by_priority[prio_index(task->priority)];
     if (wait) {
       task->state = State::WaitingAdmission;  // the strand arms its wait timer
       ++intake_.waiting;
@@ -675,7 +686,7 @@ void FlushManager::Impl::pump() {
       if (actions.empty()) {
         MEMFUSE_ASSERT(strand_completions_.empty());  // only run_all() below adds to it
         std::lock_guard intake(intake_mutex_);
-        if (intake_.tasks.empty() && intake_.completions.empty()) {
+        if (intake_.tasks.empty() && completions_.empty()) {
           intake_.pump_posted = false;
           return;
         }
@@ -703,7 +714,7 @@ void FlushManager::Impl::take_intake(TimePoint now, Actions& actions) {
     std::lock_guard lock(intake_mutex_);
     if (!released_.empty()) (void)hand_back_locked();  // nothing waits, no drain: see release()
     arrived_.swap(intake_.tasks);
-    inbox_batch_.swap(intake_.completions);
+    if (!completions_.empty()) inbox_batch_.swap(completions_);
   }
   if (!arrived_.empty()) {
     bool waiters = false;
@@ -821,7 +832,7 @@ void FlushManager::Impl::deliver_completion(std::size_t index, std::uint64_t seq
   bool must_post = false;
   {
     std::lock_guard lock(intake_mutex_);
-    intake_.completions.push_back(Completion{index, seq, number, std::move(result)});
+    completions_.push_back(Completion{index, seq, number, std::move(result)});
     must_post = claim_pump();
   }
   if (must_post) post_pump();
@@ -1238,11 +1249,11 @@ FlushStats FlushManager::Impl::stats() const {
   std::lock_guard lock(mutex_);
   std::lock_guard intake(intake_mutex_);
   FlushStats s = counters_;
-  s.submitted = intake_.submitted;
-  s.submitted_by_priority = intake_.submitted_by_priority;
-  s.rejected_queue_full = intake_.rejected_queue_full;
-  s.rejected_shutting_down = intake_.rejected_shutting_down;
-  s.rejected_invalid = intake_.rejected_invalid;
+  s.submitted = submit_counts_.submitted;
+  s.submitted_by_priority = submit_counts_.submitted_by_priority;
+  s.rejected_queue_full = submit_counts_.rejected_queue_full;
+  s.rejected_shutting_down = submit_counts_.rejected_shutting_down;
+  s.rejected_invalid = submit_counts_.rejected_invalid;
   s.queue_depth = queue_.size();
   for (const Priority p : kPrioritiesByUrgency) s.queued_by_priority[prio_index(p)] = queue_.size_of(p);
   s.waiting_admission = waiting_;
