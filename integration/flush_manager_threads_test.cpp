@@ -239,5 +239,67 @@ TEST(FlushManagerThreads, SubmittersRacingADrainGetOneOutcomeEachBeforeItsReport
   }
 }
 
+// Submissions reach the strand through a lock-free inbox, and stats() takes
+// what it holds under the manager's mutex. Two threads submit while a third
+// reads stats() over and over: every snapshot adds up (submitted equals the
+// finished plus the queued, running, backing-off and waiting tasks), and the
+// last one counts every accepted task.
+TEST(FlushManagerThreads, StatsAddUpInEverySnapshotWhileSubmittersRace) {
+  constexpr int kThreads = 2;
+  constexpr int kPerThread = 3000;
+  FlushManagerConfig config;
+  config.max_workers = 2;
+  config.max_queue_size = 64;
+  config.enable_auto_flush = false;
+  config.queue_full_policy = QueueFullPolicy::Wait;
+  config.queue_full_wait = 1s;
+  AsioRuntime rt({.io_threads = 2, .blocking_threads = 1, .seed = 1});
+  auto created = FlushManager::create(rt, config);
+  ASSERT_TRUE(created.has_value());
+  FlushManager& m = **created;
+  std::atomic<int> accepted{0};
+  std::atomic<int> submitting{kThreads};
+  std::vector<std::thread> submitters;
+  for (int t = 0; t < kThreads; ++t) {
+    submitters.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        TaskSpec spec;
+        spec.kind = "snapshot";
+        spec.priority = kPrioritiesByUrgency[static_cast<std::size_t>(i + t) % kPriorityCount];
+        spec.attempt = [&rt, i](std::shared_ptr<Attempt> a) {
+          if (i % 2 == 0) {
+            boost::asio::post(rt.executor().get(), [a] { a->complete({}); });
+          } else {
+            a->complete({});
+          }
+        };
+        if (m.submit(std::move(spec))) ++accepted;
+      }
+      --submitting;
+    });
+  }
+  int snapshots = 0;
+  int mismatches = 0;
+  std::string first_mismatch;
+  while (submitting.load() > 0) {
+    const FlushStats s = m.stats();
+    ++snapshots;
+    const std::uint64_t held = s.succeeded + s.failed + s.timed_out + s.cancelled + s.queue_depth +
+                               s.active_workers + s.backing_off + s.waiting_admission;
+    if (s.submitted != held && mismatches++ == 0) first_mismatch = s.to_json();
+  }
+  for (auto& th : submitters) th.join();
+  EXPECT_EQ(mismatches, 0) << "of " << snapshots << " snapshots; the first: " << first_mismatch;
+  std::promise<DrainReport> drained;
+  m.drain(rt.clock().now() + 10s, [&](DrainReport r) { drained.set_value(std::move(r)); });
+  auto future = drained.get_future();
+  ASSERT_EQ(future.wait_for(30s), std::future_status::ready);
+  EXPECT_TRUE(future.get().completed_in_time);
+  const FlushStats s = m.stats();
+  EXPECT_EQ(s.submitted, static_cast<std::uint64_t>(accepted.load()));
+  EXPECT_EQ(s.submitted, s.succeeded);
+  EXPECT_GT(snapshots, 10) << "the stats reader hardly ran";
+}
+
 }  // namespace
 }  // namespace memfuse

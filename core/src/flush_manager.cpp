@@ -1,14 +1,18 @@
 // FlushManager. See the header for the contract.
 //
-// Structure. Two locks. The intake lock guards only what other threads hand
-// to the strand: accepted tasks not yet seen by it, attempt results, the
-// bound's counts and whether a pump is posted; submit() and complete() take
-// nothing else, and hold it for a push and a few counts. Everything else
-// lives behind the manager's mutex and is used by handlers on one strand (and
-// read by stats()), so timers (which are used from one strand at a time) and
-// user callbacks are serialised. The order is mutex, then intake. (With one
-// lock for both, submitters and the strand queued on it: a quarter of a
-// no-op task's time went to futex sleeps and wake-ups.) User code (attempt functions, completion
+// Structure. Submissions reach the strand without a lock: submit() takes a
+// place in the bound with one compare-and-swap on the gate (the bound's
+// counts in one word) and pushes the task onto the inbox (a stack of tasks,
+// whose low bit closes it for a drain) with another; the strand takes the
+// whole inbox at once. The intake lock guards only attempt results reported
+// off the strand. Everything else lives behind the manager's mutex and is
+// used by handlers on one strand (and read by stats()), so timers (which are
+// used from one strand at a time) and user callbacks are serialised. The
+// order is mutex, then intake. (With one lock for both, submitters and the
+// strand queued on it: a quarter of a no-op task's time went to futex sleeps
+// and wake-ups. With the submissions behind the intake lock, its cache line
+// crossed between the submitter and the strand on every no-op task: a third
+// of the submitter's time.) User code (attempt functions, completion
 // callbacks, cancel hooks, the tick, drain reports) is never called with the
 // mutex held: handlers collect it in an Actions list and run it after
 // unlocking. Handlers hold a weak_ptr to Impl, so a destroyed manager turns
@@ -255,6 +259,10 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
     std::size_t slot = 0;                  // while Running: its worker slot
     std::size_t index = 0;                 // while the strand holds it: its place in table_
     std::unique_ptr<Timer> timer;          // backoff or admission wait
+    // The next task in the inbox (newer first) or in a free chain; a task is
+    // in at most one of them.
+    Task* next = nullptr;
+    bool counted = false;  // strand only: counted in population_
   };
 
   // Asks for a task's cache lines ahead of use (a hint; no effect on what runs).
@@ -268,7 +276,7 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   static constexpr std::size_t kCacheLine = 128;
 
   Impl(Runtime& rt, FlushManagerConfig cfg, Logger log);
-  ~Impl() { delete spare_task_.load(std::memory_order_acquire); }
+  ~Impl();
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
 
@@ -304,9 +312,9 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   void start_ready_attempts(TimePoint now, Actions& actions);
   void enqueue(Task& task);
   void schedule_pump();
-  // REQUIRES: intake_mutex_ held. True when the caller is the one to post
-  // pump(), which it does after unlocking (post_pump()).
-  bool claim_pump() { return !std::exchange(intake_.pump_posted, true); }
+  // Any thread. True when the caller is the one to post pump(), which it
+  // does after unlocking what it holds (post_pump()).
+  bool claim_pump() { return !pump_posted_.exchange(true); }
   void post_pump() {
     post([](Impl& m) { m.pump(); });
   }
@@ -323,11 +331,12 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   }
   void take_intake(TimePoint now, Actions& actions);
   void release(std::unique_ptr<Task> task, Actions& actions);
-  // REQUIRES: intake_mutex_ held. Hands finished tasks and their places in
-  // the bound back to intake. True when intake then counts no unfinished task.
-  bool hand_back_locked();
-  // REQUIRES: mutex_ held, on the strand. hand_back_locked() under the intake
-  // lock, if anything waits to be handed back.
+  // REQUIRES: mutex_ held, on the strand. Hands finished tasks and their
+  // places in the bound back: the places to the gate, the tasks to the free
+  // stack. True when the gate then counts no unfinished task.
+  bool hand_back_now();
+  // REQUIRES: mutex_ held, on the strand. hand_back_now(), if anything waits
+  // to be handed back.
   void hand_back();
   void on_deadline_timer(std::uint64_t generation);
   void time_out_slot(std::size_t slot, std::vector<std::function<void()>>& hooks,
@@ -367,57 +376,80 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
     Result<void> result;
   };
 
-  // What other threads hand to the strand, under intake_mutex_: what
-  // submit() and the strand both write, on the lock's own cache lines.
-  struct Intake {
-    std::vector<std::unique_ptr<Task>> tasks;  // accepted, not yet taken by the strand
-    // The bound: tasks accepted and unfinished (queued, running, backing off,
-    // or not yet taken), and submissions waiting for space (wait policy).
-    std::size_t admitted = 0;
-    std::size_t waiting = 0;
-    bool closed = false;  // a drain has begun
-    // True from the post of pump() until a round of it finds nothing to do:
-    // submissions and results arriving meanwhile need no wake-up of their own.
-    bool pump_posted = false;
-    // Finished tasks kept for reuse, at most max_queue_size: a few hundred
-    // bytes each, a small part of what those tasks held at the peak (their
-    // payloads). A cap of 1 024 cost the simulated runtime 30-45 % with a
-    // 20 000-task queue and nothing measurable on real threads. A task built by
-    // a submitter and freed by the strand cost two threads a malloc arena
-    // lock each; perf showed a sixth of a no-op task's time in that lock.
-    std::vector<std::unique_ptr<Task>> free_tasks;
-  };
-  // Counts only submissions write (under intake_mutex_; stats() reads them).
-  struct SubmitCounts {
-    std::uint64_t submitted = 0;
-    std::array<std::uint64_t, kPriorityCount> submitted_by_priority{};
-    std::uint64_t rejected_queue_full = 0;
-    std::uint64_t rejected_shutting_down = 0;
-    std::uint64_t rejected_invalid = 0;
-  };
-  // The members below come in four groups, each on cache lines of its own:
-  // what both sides write (the lock and the intake), attempt results (which
-  // submit() never touches), what only submitters write, and what only the
-  // strand uses. Sharing a line, each submit() took the line of the strand's
-  // arrived_ away from it (perf: a sixth of take_intake's samples on the
-  // load of arrived_ beside next_seq_); with the counts and the results in
-  // the lock's 256 bytes, each submit() missed on two pairs of lines the
-  // strand had written (perf annotate: the first read after the lock).
-  alignas(kCacheLine) mutable detail::AdaptiveMutex intake_mutex_;
-  Intake intake_;
-  // Under intake_mutex_: attempt results reported off the strand.
-  static_assert(sizeof(detail::AdaptiveMutex) + sizeof(Intake) <= kCacheLine,
-                "the lock and the intake share one pair of lines");
-  alignas(kCacheLine) std::vector<Completion> completions_;
-  alignas(kCacheLine) SubmitCounts submit_counts_;  // under intake_mutex_
-  // Sequence numbers are drawn before the intake lock is taken, so the id is
-  // built outside it; a rejected submission leaves a gap in the sequence.
+  // The gate: the bound's counts in one word, so that submit() checks and
+  // takes a place with one compare-and-swap. Low half: tasks accepted and
+  // unfinished (queued, running, backing off, or not yet taken by the
+  // strand); high half: submissions waiting for space (wait policy).
+  static constexpr std::uint64_t kWaitingOne = std::uint64_t{1} << 32;
+  static std::uint64_t admitted_of(std::uint64_t gate) noexcept { return gate & (kWaitingOne - 1); }
+  static std::uint64_t waiting_of(std::uint64_t gate) noexcept { return gate >> 32; }
+  // The inbox word: the newest accepted task not yet taken by the strand
+  // (each links to the one accepted before it), or 0; kClosed once a drain
+  // has begun, after which no push succeeds. A push and the closed check are
+  // one compare-and-swap, so every task accepted before the close is in the
+  // inbox when the strand looks after it.
+  static constexpr std::uintptr_t kClosed = 1;
+  static_assert(alignof(Task) > 1, "the inbox keeps its flag in a task pointer's low bit");
+
+  // REQUIRES: mutex_ held. Moves what submitters pushed onto the inbox to
+  // the end of arrived_, in the order they were accepted, and counts them as
+  // submitted. stats() calls it too, so that its counts add up.
+  void take_inbox() const;
+  // Submitters: a finished task to fill, or null (allocate one).
+  Task* take_free_task();
+  // Any thread. Pushes the chain newest -> ... -> oldest onto the free stack.
+  void push_free(Task* newest, Task* oldest) noexcept {
+    oldest->next = free_head_.load(std::memory_order_relaxed);
+    while (!free_head_.compare_exchange_weak(oldest->next, newest, std::memory_order_release,
+                                             std::memory_order_relaxed)) {
+    }
+  }
+  // Strand: after an accepted submission was refused by a close that raced
+  // it, the drain may be waiting for its place.
+  void recheck_drained();
+
+  // The members below come in groups, each on cache lines of its own: the
+  // inbox and the gate (written by submitters and the strand), finished
+  // tasks coming back, what only submitters write, attempt results (under
+  // intake_mutex_), and what only the strand uses. Sharing a line, each
+  // submit() took the line of the strand's arrived_ away from it (perf: a
+  // sixth of take_intake's samples on the load of arrived_ beside next_seq_).
+  // The inbox replaced a mutex-guarded vector: its lock moved between the
+  // submitter and the strand on every no-op task, and perf had a third of
+  // the submitter's time in pthread_mutex_lock.
+  alignas(kCacheLine) mutable std::atomic<std::uintptr_t> inbox_{0};
+  std::atomic<std::uint64_t> gate_{0};
+  // True from the post of pump() until a round of it finds nothing to do:
+  // submissions and results arriving meanwhile need no wake-up of their own.
+  std::atomic<bool> pump_posted_{false};
+  // Finished tasks kept for reuse, at most max_queue_size in all (population_):
+  // a few hundred bytes each, a small part of what those tasks held at the
+  // peak (their payloads). The strand pushes chains; a submitter takes the
+  // whole stack into stash_ at once (one submitter at a time, so a pop never
+  // meets a task that left and came back). A task built by a submitter and
+  // freed by the strand cost two threads a malloc arena lock each; perf
+  // showed a sixth of a no-op task's time in that lock.
+  alignas(kCacheLine) std::atomic<Task*> free_head_{nullptr};
+  // Submitters only. taking_free_ guards stash_: a submitter that finds it
+  // set allocates rather than waits.
+  alignas(kCacheLine) std::atomic<bool> taking_free_{false};
+  Task* stash_ = nullptr;
+  // Sequence numbers are drawn before the task is handed in, so the id is
+  // built first; a rejected submission leaves a gap in the sequence.
   std::atomic<std::uint64_t> next_seq_{1};
-  // One finished task for the next submit() to fill, refilled from
-  // intake_.free_tasks under the intake lock; taken by an exchange.
-  std::atomic<Task*> spare_task_{nullptr};
-  // Strand only: intake_ taken; they keep their capacity.
-  alignas(kCacheLine) std::vector<std::unique_ptr<Task>> arrived_;
+  std::atomic<std::uint64_t> rejected_queue_full_{0};
+  std::atomic<std::uint64_t> rejected_shutting_down_{0};
+  std::atomic<std::uint64_t> rejected_invalid_{0};
+  // Attempt results reported off the strand, under intake_mutex_.
+  alignas(kCacheLine) mutable detail::AdaptiveMutex intake_mutex_;
+  std::vector<Completion> completions_;
+  // Under mutex_: tasks taken from the inbox (by the strand, or by stats()),
+  // in total and by priority, and the tasks alive (held or free).
+  mutable std::uint64_t submitted_ = 0;
+  mutable std::array<std::uint64_t, kPriorityCount> submitted_by_priority_{};
+  mutable std::size_t population_ = 0;
+  // Under mutex_: taken from the inbox, not yet queued; they keep their capacity.
+  alignas(kCacheLine) mutable std::vector<std::unique_ptr<Task>> arrived_;
   std::vector<Completion> inbox_batch_;
   // Strand only: results reported on the strand while pump() runs the
   // attempts it started (an attempt that completes at once); the next round
@@ -585,8 +617,7 @@ FlushManager::Impl::Impl(Runtime& rt, FlushManagerConfig cfg, Logger log)
 
 Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
   const auto reject = [&](ErrorCode code, std::string message) -> Result<TaskId> {
-    std::lock_guard lock(intake_mutex_);
-    if (code == ErrorCode::InvalidArgument) ++submit_counts_.rejected_invalid;
+    if (code == ErrorCode::InvalidArgument) rejected_invalid_.fetch_add(1, std::memory_order_relaxed);
     return fail(code, false, std::move(message));
   };
   if (!valid_kind(spec.kind)) {
@@ -607,9 +638,34 @@ Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
   }
   if (!spec.attempt) return reject(ErrorCode::InvalidArgument, "task has no attempt function");
 
-  // The task is built before the lock: the lock covers the bound and a push.
+  // A draining manager refuses at once, full or not.
+  if ((inbox_.load(std::memory_order_acquire) & kClosed) != 0) {
+    rejected_shutting_down_.fetch_add(1, std::memory_order_relaxed);
+    return fail(ErrorCode::ShuttingDown, false,
+                "the flush manager is draining and accepts no new tasks");
+  }
+  // A place in the bound, or in the line of those waiting for one.
+  // Submissions that wait for space keep their turn: a new one waits behind them.
+  const auto max = static_cast<std::uint64_t>(config_.max_queue_size);
+  bool wait = false;
+  for (std::uint64_t gate = gate_.load(std::memory_order_relaxed);;) {
+    const bool full = admitted_of(gate) >= max || waiting_of(gate) > 0;
+    wait = full && config_.queue_full_policy == QueueFullPolicy::Wait;
+    if (full && (!wait || waiting_of(gate) >= max)) {
+      rejected_queue_full_.fetch_add(1, std::memory_order_relaxed);
+      return fail(ErrorCode::QueueFull, true,
+                  fmt::format("the flush queue holds its maximum of {} unfinished tasks "
+                              "(buffer.flush_manager.max_queue_size); retry later",
+                              config_.max_queue_size));
+    }
+    if (gate_.compare_exchange_weak(gate, gate + (wait ? kWaitingOne : 1),
+                                    std::memory_order_relaxed, std::memory_order_relaxed)) {
+      break;
+    }
+  }
+
   const TimePoint now = runtime_.clock().now();
-  std::unique_ptr<Task> task(spare_task_.exchange(nullptr, std::memory_order_acquire));
+  std::unique_ptr<Task> task(take_free_task());
   if (!task) task = std::make_unique<Task>();
   task->seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
   task->id.assign(spec.kind, to_millis(now), task->seq);
@@ -620,49 +676,95 @@ Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
   task->payload = std::move(spec.payload);
   task->attempt = std::move(spec.attempt);
   task->on_complete = std::move(spec.on_complete);
+  task->state = wait ? State::WaitingAdmission : State::Queued;  // the strand arms a waiter's timer
   TaskId id = task->id.str();
-  const auto max = static_cast<std::size_t>(config_.max_queue_size);
-  bool must_post = false;
-  const Task* refilled = nullptr;
-  {
-    std::lock_guard lock(intake_mutex_);
-    if (intake_.closed) {
-      ++submit_counts_.rejected_shutting_down;
-      return fail(ErrorCode::ShuttingDown, false,
-                  "the flush manager is draining and accepts no new tasks");
-    }
-    // Submissions that wait for space keep their turn: a new one waits behind them.
-    const bool full = intake_.admitted >= max || intake_.waiting > 0;
-    const bool wait = full && config_.queue_full_policy == QueueFullPolicy::Wait;
-    if (full && (!wait || intake_.waiting >= max)) {
-      ++submit_counts_.rejected_queue_full;
-      return fail(ErrorCode::QueueFull, true,
-                  fmt::format("the flush queue holds its maximum of {} unfinished tasks "
-                              "(buffer.flush_manager.max_queue_size); retry later",
-                              config_.max_queue_size));
-    }
-    ++submit_counts_.submitted;
-    ++submit_counts_.submitted_by_priority[prio_index(task->priority)];
-    if (wait) {
-      task->state = State::WaitingAdmission;  // the strand arms its wait timer
-      ++intake_.waiting;
-    } else {
-      ++intake_.admitted;
-    }
-    intake_.tasks.push_back(std::move(task));
-    must_post = claim_pump();
-    // Only this lock's holder refills the slot, so it stays empty meanwhile.
-    if (!intake_.free_tasks.empty() && spare_task_.load(std::memory_order_relaxed) == nullptr) {
-      refilled = intake_.free_tasks.back().get();
-      spare_task_.store(intake_.free_tasks.back().release(), std::memory_order_release);
-      intake_.free_tasks.pop_back();
+
+  // The push: one compare-and-swap, refused once a drain has closed the inbox.
+  Task* raw = task.get();
+  std::uintptr_t head = inbox_.load(std::memory_order_relaxed);
+  for (;;) {
+    if ((head & kClosed) != 0) break;
+    raw->next = reinterpret_cast<Task*>(head);
+    if (inbox_.compare_exchange_weak(head, reinterpret_cast<std::uintptr_t>(raw),
+                                     std::memory_order_seq_cst, std::memory_order_relaxed)) {
+      (void)task.release();  // the inbox owns it now
+      break;
     }
   }
-  // The next submit() overwrites it; the strand touched it last, on another
-  // core. (Only the address is used: a prefetch never faults.)
-  if (refilled != nullptr) prefetch_task(*refilled);
-  if (must_post) post_pump();
+  if (task != nullptr) {
+    // A drain began after the place was taken: give it back. The drain may
+    // have counted it as unfinished; the strand looks again.
+    // The task goes back to the free stack (the strand counts it as alive).
+    task->payload.reset();
+    task->attempt = nullptr;
+    task->on_complete = nullptr;
+    Task* back = task.release();
+    push_free(back, back);
+    gate_.fetch_sub(wait ? kWaitingOne : 1, std::memory_order_relaxed);
+    rejected_shutting_down_.fetch_add(1, std::memory_order_relaxed);
+    post([](Impl& m) { m.recheck_drained(); });
+    return fail(ErrorCode::ShuttingDown, false,
+                "the flush manager is draining and accepts no new tasks");
+  }
+  // After the push (both sequentially consistent): either this sees the
+  // strand's "no pump", or the strand, looking after it cleared the flag,
+  // sees this task (pump()).
+  if (!pump_posted_.load(std::memory_order_seq_cst) && claim_pump()) post_pump();
   return id;
+}
+
+FlushManager::Impl::Task* FlushManager::Impl::take_free_task() {
+  if (taking_free_.exchange(true, std::memory_order_acquire)) return nullptr;  // another submitter is
+  Task* t = stash_;
+  if (t == nullptr) t = free_head_.exchange(nullptr, std::memory_order_acquire);
+  if (t != nullptr) {
+    stash_ = t->next;
+    t->next = nullptr;
+    // The next submit() overwrites it; the strand touched it last, on another
+    // core. (Only the address is used: a prefetch never faults.)
+    if (stash_ != nullptr) prefetch_task(*stash_);
+  }
+  taking_free_.store(false, std::memory_order_release);
+  return t;
+}
+
+void FlushManager::Impl::take_inbox() const {
+  std::uintptr_t head = inbox_.load(std::memory_order_relaxed);
+  if ((head & ~kClosed) == 0) return;
+  while (!inbox_.compare_exchange_weak(head, head & kClosed, std::memory_order_acquire,
+                                       std::memory_order_relaxed)) {
+  }
+  const std::size_t first = arrived_.size();
+  for (Task* t = reinterpret_cast<Task*>(head & ~kClosed); t != nullptr;) {
+    Task* older = std::exchange(t->next, nullptr);
+    arrived_.emplace_back(t);
+    ++submitted_;
+    ++submitted_by_priority_[prio_index(t->priority)];
+    if (!t->counted) {
+      t->counted = true;
+      ++population_;
+    }
+    t = older;
+  }
+  std::reverse(arrived_.begin() + static_cast<std::ptrdiff_t>(first), arrived_.end());
+}
+
+void FlushManager::Impl::recheck_drained() {
+  Actions actions;
+  {
+    std::lock_guard lock(mutex_);
+    check_drained(gate_.load(std::memory_order_relaxed) == 0, actions);
+  }
+  run_all(actions);
+}
+
+FlushManager::Impl::~Impl() {
+  const auto free_chain = [](Task* t) {
+    while (t != nullptr) delete std::exchange(t, t->next);
+  };
+  free_chain(reinterpret_cast<Task*>(inbox_.load(std::memory_order_acquire) & ~kClosed));
+  free_chain(free_head_.load(std::memory_order_acquire));
+  free_chain(stash_);
 }
 
 void FlushManager::Impl::pump() {
@@ -685,11 +787,15 @@ void FlushManager::Impl::pump() {
       if (busy_slots_ == 0 && armed_deadline_) rearm_deadline_timer();
       if (actions.empty()) {
         MEMFUSE_ASSERT(strand_completions_.empty());  // only run_all() below adds to it
-        std::lock_guard intake(intake_mutex_);
-        if (intake_.tasks.empty() && completions_.empty()) {
-          intake_.pump_posted = false;
-          return;
+        // No pump from here on, unless something was handed in meanwhile
+        // (submit() pushes, then looks at the flag; this clears it, then looks).
+        pump_posted_.store(false, std::memory_order_seq_cst);
+        bool empty = (inbox_.load(std::memory_order_seq_cst) & ~kClosed) == 0;
+        if (empty) {
+          std::lock_guard intake(intake_mutex_);
+          empty = completions_.empty();
         }
+        if (empty || !claim_pump()) return;  // claimed by a submitter: its pump runs next
         continue;  // handed in since this round took the intake: take it
       }
       if (round == kMaxRounds || now - *started >= kYieldAfter) {
@@ -710,10 +816,10 @@ void FlushManager::Impl::take_intake(TimePoint now, Actions& actions) {
   // back in the same intake lock that takes what was handed in.
   for (auto& c : strand_completions_) finish_attempt(c, now, actions);
   strand_completions_.clear();
+  if (!released_.empty()) (void)hand_back_now();  // nothing waits, no drain: see release()
+  take_inbox();
   {
     std::lock_guard lock(intake_mutex_);
-    if (!released_.empty()) (void)hand_back_locked();  // nothing waits, no drain: see release()
-    arrived_.swap(intake_.tasks);
     if (!completions_.empty()) inbox_batch_.swap(completions_);
   }
   if (!arrived_.empty()) {
@@ -793,12 +899,7 @@ void FlushManager::Impl::enqueue(Task& task) {
 
 // One pump handler in flight is enough for any number of tasks.
 void FlushManager::Impl::schedule_pump() {
-  bool must_post = false;
-  {
-    std::lock_guard lock(intake_mutex_);
-    must_post = claim_pump();
-  }
-  if (must_post) post_pump();
+  if (claim_pump()) post_pump();
 }
 
 // REQUIRES: mutex_ held, on the strand, slot free.
@@ -1050,45 +1151,54 @@ void FlushManager::Impl::release(std::unique_ptr<Task> task, Actions& actions) {
   // Waiters want the place now, and a drain may end with this task: hand
   // back at once. Otherwise the next intake lock (or hand_back()) takes it.
   if (waiting_ == 0 && !draining_) return;
-  bool all_finished = false;
-  {
-    std::lock_guard lock(intake_mutex_);
-    all_finished = hand_back_locked();
-  }
+  const bool all_finished = hand_back_now();
   admit_waiters();
   check_drained(all_finished, actions);
 }
 
-bool FlushManager::Impl::hand_back_locked() {
-  MEMFUSE_ASSERT(intake_.admitted >= released_admitted_ && intake_.waiting >= released_waiting_);
-  intake_.admitted -= released_admitted_;
-  intake_.waiting -= released_waiting_;
+bool FlushManager::Impl::hand_back_now() {
+  const std::uint64_t given = released_admitted_ + released_waiting_ * kWaitingOne;
+  const std::uint64_t before = gate_.fetch_sub(given, std::memory_order_relaxed);
+  MEMFUSE_ASSERT(admitted_of(before) >= released_admitted_ && waiting_of(before) >= released_waiting_);
   released_admitted_ = 0;
   released_waiting_ = 0;
+  // Kept for reuse while the tasks alive number at most max_queue_size;
+  // clear() frees the rest.
   const auto keep = static_cast<std::size_t>(config_.max_queue_size);
+  Task* newest = nullptr;
+  Task* oldest = nullptr;
   for (auto& t : released_) {
-    if (intake_.free_tasks.size() >= keep) break;  // clear() frees the rest
-    intake_.free_tasks.push_back(std::move(t));
+    if (population_ > keep) {
+      --population_;
+      continue;
+    }
+    Task* r = t.release();
+    r->next = newest;
+    newest = r;
+    if (oldest == nullptr) oldest = r;
   }
   released_.clear();
-  return intake_.admitted == 0 && intake_.waiting == 0;
+  if (newest != nullptr) push_free(newest, oldest);
+  return before == given;
 }
 
 void FlushManager::Impl::hand_back() {
   if (released_.empty()) return;
-  std::lock_guard lock(intake_mutex_);
-  (void)hand_back_locked();
+  (void)hand_back_now();
 }
 
 // REQUIRES: mutex_ held, on the strand. Admits the most urgent waiting
 // submissions the strand has taken while there is space.
 void FlushManager::Impl::admit_waiters() {
   while (waiting_ > 0) {
-    {
-      std::lock_guard lock(intake_mutex_);
-      if (intake_.admitted >= static_cast<std::size_t>(config_.max_queue_size)) return;
-      ++intake_.admitted;
-      --intake_.waiting;
+    const auto max = static_cast<std::uint64_t>(config_.max_queue_size);
+    for (std::uint64_t gate = gate_.load(std::memory_order_relaxed);;) {
+      if (admitted_of(gate) >= max) return;
+      MEMFUSE_ASSERT(waiting_of(gate) > 0);
+      if (gate_.compare_exchange_weak(gate, gate + 1 - kWaitingOne, std::memory_order_relaxed,
+                                      std::memory_order_relaxed)) {
+        break;
+      }
     }
     Task* best = nullptr;
     for (const auto& t : table_) {
@@ -1123,8 +1233,7 @@ void FlushManager::Impl::drain(TimePoint deadline,
     std::lock_guard lock(mutex_);
     draining_ = true;
     drain_waiters_.push_back(std::move(done));
-    std::lock_guard intake(intake_mutex_);
-    intake_.closed = true;
+    inbox_.fetch_or(kClosed, std::memory_order_seq_cst);
   }
   post([deadline, now](Impl& m) {
     Actions actions;
@@ -1140,12 +1249,7 @@ void FlushManager::Impl::drain(TimePoint deadline,
           if (auto self = w.lock(); self && !ec) self->on_drain_deadline();
         });
       }
-      bool all_finished = false;
-      {
-        std::lock_guard intake(m.intake_mutex_);
-        all_finished = m.intake_.admitted == 0 && m.intake_.waiting == 0;
-      }
-      m.check_drained(all_finished, actions);
+      m.check_drained(m.gate_.load(std::memory_order_relaxed) == 0, actions);
     }
     run_all(actions);
     if (now) m.on_drain_deadline();
@@ -1247,17 +1351,19 @@ void FlushManager::Impl::on_late_completion() {
 
 FlushStats FlushManager::Impl::stats() const {
   std::lock_guard lock(mutex_);
-  std::lock_guard intake(intake_mutex_);
+  // What the inbox holds joins arrived_ (taken, not yet queued), so that
+  // every task counted as submitted is counted once below.
+  take_inbox();
   FlushStats s = counters_;
-  s.submitted = submit_counts_.submitted;
-  s.submitted_by_priority = submit_counts_.submitted_by_priority;
-  s.rejected_queue_full = submit_counts_.rejected_queue_full;
-  s.rejected_shutting_down = submit_counts_.rejected_shutting_down;
-  s.rejected_invalid = submit_counts_.rejected_invalid;
+  s.submitted = submitted_;
+  s.submitted_by_priority = submitted_by_priority_;
+  s.rejected_queue_full = rejected_queue_full_.load(std::memory_order_relaxed);
+  s.rejected_shutting_down = rejected_shutting_down_.load(std::memory_order_relaxed);
+  s.rejected_invalid = rejected_invalid_.load(std::memory_order_relaxed);
   s.queue_depth = queue_.size();
   for (const Priority p : kPrioritiesByUrgency) s.queued_by_priority[prio_index(p)] = queue_.size_of(p);
   s.waiting_admission = waiting_;
-  for (const auto& t : intake_.tasks) {  // accepted, not yet taken by the strand
+  for (const auto& t : arrived_) {  // accepted, not yet queued by the strand
     if (t->state == State::WaitingAdmission) {
       ++s.waiting_admission;
     } else {
@@ -1288,8 +1394,8 @@ FlushManager::FlushManager(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) 
 
 FlushManager::~FlushManager() {
   std::lock_guard lock(impl_->mutex_);
-  std::lock_guard intake(impl_->intake_mutex_);
-  if (const std::size_t n = impl_->intake_.admitted + impl_->intake_.waiting; n > 0) {
+  const std::uint64_t gate = impl_->gate_.load(std::memory_order_relaxed);
+  if (const std::uint64_t n = Impl::admitted_of(gate) + Impl::waiting_of(gate); n > 0) {
     impl_->log_.error("FlushManager destroyed with {} unfinished task(s) and no outcome for them; "
                       "call drain() or stop() first",
                       n);
