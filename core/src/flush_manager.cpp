@@ -456,13 +456,13 @@ struct FlushManager::Impl : std::enable_shared_from_this<FlushManager::Impl> {
   // takes them without the intake lock.
   bool in_pump_ = false;
   std::vector<Completion> strand_completions_;
-  // Strand only: finished tasks not yet handed back to intake, and the places
-  // in the bound they free. release() defers the hand-back while nothing
-  // waits for space and no drain runs; the next intake lock takes it along
-  // (take_intake), or hand_back() before the handler's actions run, so a
-  // completion callback always sees its task's place free. A hand-back per
-  // finished task was a second intake lock per no-op task, contended with
-  // submit().
+  // Strand only: finished tasks not yet handed back (to the free stack), and
+  // the places in the bound (the gate) they free. release() defers the
+  // hand-back while nothing waits for space and no drain runs; the next
+  // take_intake() hands back the round's tasks at once, or hand_back() before
+  // the handler's actions run, so a completion callback always sees its
+  // task's place free. A hand-back per finished task was a second write per
+  // no-op task to lines submit() uses.
   std::vector<std::unique_ptr<Task>> released_;
   std::size_t released_admitted_ = 0;
   std::size_t released_waiting_ = 0;
@@ -638,12 +638,13 @@ Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
   }
   if (!spec.attempt) return reject(ErrorCode::InvalidArgument, "task has no attempt function");
 
-  // A draining manager refuses at once, full or not.
-  if ((inbox_.load(std::memory_order_acquire) & kClosed) != 0) {
+  const auto shutting_down = [&]() -> Result<TaskId> {
     rejected_shutting_down_.fetch_add(1, std::memory_order_relaxed);
     return fail(ErrorCode::ShuttingDown, false,
                 "the flush manager is draining and accepts no new tasks");
-  }
+  };
+  // A draining manager refuses at once, full or not.
+  if ((inbox_.load(std::memory_order_acquire) & kClosed) != 0) return shutting_down();
   // A place in the bound, or in the line of those waiting for one.
   // Submissions that wait for space keep their turn: a new one waits behind them.
   const auto max = static_cast<std::uint64_t>(config_.max_queue_size);
@@ -692,19 +693,17 @@ Result<TaskId> FlushManager::Impl::submit(TaskSpec spec) {
     }
   }
   if (task != nullptr) {
-    // A drain began after the place was taken: give it back. The drain may
-    // have counted it as unfinished; the strand looks again.
-    // The task goes back to the free stack (the strand counts it as alive).
+    // A drain began after the place was taken: give it back (the task goes
+    // to the free stack: the strand counts it as alive). The drain may have
+    // counted the place as unfinished, so the strand looks again.
     task->payload.reset();
     task->attempt = nullptr;
     task->on_complete = nullptr;
     Task* back = task.release();
     push_free(back, back);
     gate_.fetch_sub(wait ? kWaitingOne : 1, std::memory_order_relaxed);
-    rejected_shutting_down_.fetch_add(1, std::memory_order_relaxed);
     post([](Impl& m) { m.recheck_drained(); });
-    return fail(ErrorCode::ShuttingDown, false,
-                "the flush manager is draining and accepts no new tasks");
+    return shutting_down();
   }
   // After the push (both sequentially consistent): either this sees the
   // strand's "no pump", or the strand, looking after it cleared the flag,
@@ -813,7 +812,7 @@ void FlushManager::Impl::pump() {
 // and attempt results finish their attempts.
 void FlushManager::Impl::take_intake(TimePoint now, Actions& actions) {
   // Results reported on the strand first: the tasks they finish are handed
-  // back in the same intake lock that takes what was handed in.
+  // back with the rest before the inbox is taken.
   for (auto& c : strand_completions_) finish_attempt(c, now, actions);
   strand_completions_.clear();
   if (!released_.empty()) (void)hand_back_now();  // nothing waits, no drain: see release()
@@ -1149,7 +1148,7 @@ void FlushManager::Impl::release(std::unique_ptr<Task> task, Actions& actions) {
   ++(was_waiting ? released_waiting_ : released_admitted_);
   released_.push_back(std::move(task));
   // Waiters want the place now, and a drain may end with this task: hand
-  // back at once. Otherwise the next intake lock (or hand_back()) takes it.
+  // back at once. Otherwise the next take_intake() (or hand_back()) does.
   if (waiting_ == 0 && !draining_) return;
   const bool all_finished = hand_back_now();
   admit_waiters();
@@ -1190,8 +1189,8 @@ void FlushManager::Impl::hand_back() {
 // REQUIRES: mutex_ held, on the strand. Admits the most urgent waiting
 // submissions the strand has taken while there is space.
 void FlushManager::Impl::admit_waiters() {
+  const auto max = static_cast<std::uint64_t>(config_.max_queue_size);
   while (waiting_ > 0) {
-    const auto max = static_cast<std::uint64_t>(config_.max_queue_size);
     for (std::uint64_t gate = gate_.load(std::memory_order_relaxed);;) {
       if (admitted_of(gate) >= max) return;
       MEMFUSE_ASSERT(waiting_of(gate) > 0);
