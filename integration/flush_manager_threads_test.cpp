@@ -19,6 +19,7 @@
 #include <mutex>
 #include <set>
 #include <sstream>
+#include <string>
 
 #include <boost/asio/post.hpp>
 
@@ -161,6 +162,23 @@ void run_case() {
 
 TEST(FlushManagerThreads, PropertiesHoldOnRealThreads) { check_with_cases(run_case, 25); }
 
+// A racing submitter's i-th task on thread t: priorities in turn, and an
+// attempt that succeeds from another thread when i is a multiple of
+// `off_strand_every`, at once otherwise.
+TaskSpec racing_task(AsioRuntime& rt, std::string kind, int t, int i, int off_strand_every) {
+  TaskSpec spec;
+  spec.kind = std::move(kind);
+  spec.priority = kPrioritiesByUrgency[static_cast<std::size_t>(i + t) % kPriorityCount];
+  spec.attempt = [&rt, off = i % off_strand_every == 0](std::shared_ptr<Attempt> a) {
+    if (off) {
+      boost::asio::post(rt.executor().get(), [a] { a->complete({}); });
+    } else {
+      a->complete({});
+    }
+  };
+  return spec;
+}
+
 // Submissions reach the strand through an intake of their own (the bound is
 // counted there). Four threads submit while the test thread drains: every
 // accepted task has exactly one outcome, and all of them come before the
@@ -192,17 +210,8 @@ TEST(FlushManagerThreads, SubmittersRacingADrainGetOneOutcomeEachBeforeItsReport
         submitters.emplace_back([&, t] {
           while (!go.load()) std::this_thread::yield();
           for (int i = 0; i < kPerThread; ++i) {
-            TaskSpec spec;
-            spec.kind = "race";
-            spec.priority = kPrioritiesByUrgency[static_cast<std::size_t>(i + t) % kPriorityCount];
             // Every third attempt completes from another thread, the rest at once.
-            spec.attempt = [&rt, i](std::shared_ptr<Attempt> a) {
-              if (i % 3 == 0) {
-                boost::asio::post(rt.executor().get(), [a] { a->complete({}); });
-              } else {
-                a->complete({});
-              }
-            };
+            TaskSpec spec = racing_task(rt, "race", t, i, 3);
             spec.on_complete = [&](const TaskOutcome&, std::shared_ptr<void>) { ++outcomes; };
             if (auto id = m.submit(std::move(spec))) {
               ++accepted;
@@ -263,17 +272,7 @@ TEST(FlushManagerThreads, StatsAddUpInEverySnapshotWhileSubmittersRace) {
   for (int t = 0; t < kThreads; ++t) {
     submitters.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
-        TaskSpec spec;
-        spec.kind = "snapshot";
-        spec.priority = kPrioritiesByUrgency[static_cast<std::size_t>(i + t) % kPriorityCount];
-        spec.attempt = [&rt, i](std::shared_ptr<Attempt> a) {
-          if (i % 2 == 0) {
-            boost::asio::post(rt.executor().get(), [a] { a->complete({}); });
-          } else {
-            a->complete({});
-          }
-        };
-        if (m.submit(std::move(spec))) ++accepted;
+        if (m.submit(racing_task(rt, "snapshot", t, i, 2))) ++accepted;
       }
       --submitting;
     });
