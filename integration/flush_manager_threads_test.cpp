@@ -255,7 +255,14 @@ TEST(FlushManagerThreads, SubmittersRacingADrainGetOneOutcomeEachBeforeItsReport
 // last one counts every accepted task.
 TEST(FlushManagerThreads, StatsAddUpInEverySnapshotWhileSubmittersRace) {
   constexpr int kThreads = 2;
-  constexpr int kPerThread = 3000;
+  constexpr int kPerThread = 20000;
+  // The submitters go on past kPerThread until the reader has taken this
+  // many snapshots (at most kMaxPerThread each): on a loaded host (TSan, 2
+  // CPUs) the reader was once scheduled only once in a run of 3 000 tasks a
+  // thread. With 3 000, a stats() that skips the tasks it took from the
+  // inbox failed 2 of 3 runs; with 20 000, 10 of 10.
+  constexpr int kMinSnapshots = 2000;
+  constexpr int kMaxPerThread = 300'000;
   FlushManagerConfig config;
   config.max_workers = 2;
   config.max_queue_size = 64;
@@ -268,16 +275,16 @@ TEST(FlushManagerThreads, StatsAddUpInEverySnapshotWhileSubmittersRace) {
   FlushManager& m = **created;
   std::atomic<int> accepted{0};
   std::atomic<int> submitting{kThreads};
+  std::atomic<int> snapshots{0};
   std::vector<std::thread> submitters;
   for (int t = 0; t < kThreads; ++t) {
     submitters.emplace_back([&, t] {
-      for (int i = 0; i < kPerThread; ++i) {
+      for (int i = 0; i < kMaxPerThread && (i < kPerThread || snapshots.load() < kMinSnapshots); ++i) {
         if (m.submit(racing_task(rt, "snapshot", t, i, 2))) ++accepted;
       }
       --submitting;
     });
   }
-  int snapshots = 0;
   int mismatches = 0;
   std::string first_mismatch;
   while (submitting.load() > 0) {
@@ -288,7 +295,7 @@ TEST(FlushManagerThreads, StatsAddUpInEverySnapshotWhileSubmittersRace) {
     if (s.submitted != held && mismatches++ == 0) first_mismatch = s.to_json();
   }
   for (auto& th : submitters) th.join();
-  EXPECT_EQ(mismatches, 0) << "of " << snapshots << " snapshots; the first: " << first_mismatch;
+  EXPECT_EQ(mismatches, 0) << "of " << snapshots.load() << " snapshots; the first: " << first_mismatch;
   std::promise<DrainReport> drained;
   m.drain(rt.clock().now() + 10s, [&](DrainReport r) { drained.set_value(std::move(r)); });
   auto future = drained.get_future();
@@ -297,7 +304,7 @@ TEST(FlushManagerThreads, StatsAddUpInEverySnapshotWhileSubmittersRace) {
   const FlushStats s = m.stats();
   EXPECT_EQ(s.submitted, static_cast<std::uint64_t>(accepted.load()));
   EXPECT_EQ(s.submitted, s.succeeded);
-  EXPECT_GT(snapshots, 10) << "the stats reader hardly ran";
+  EXPECT_GE(snapshots.load(), kMinSnapshots) << "the stats reader hardly ran while tasks were submitted";
 }
 
 }  // namespace
